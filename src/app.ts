@@ -1,0 +1,73 @@
+// buildApp(services): the HTTP surface. No process concerns here (listen, signals, env);
+// tests build it and call app.inject().
+import { randomUUID } from "node:crypto";
+import cookie from "@fastify/cookie";
+import cors from "@fastify/cors";
+import formbody from "@fastify/formbody";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { registerErrorHandler } from "./http/plugins/errors.ts";
+import { browserRoutes } from "./http/routes/browser.ts";
+import { healthRoutes } from "./http/routes/health.ts";
+import { tokenRoutes } from "./http/routes/token.ts";
+import { wellKnownRoutes } from "./http/routes/well-known.ts";
+import type { Services } from "./services.ts";
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
+  const { config } = services;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Fastify's two lines per request are replaced by our one (onResponse below).
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: false,
+    // Honour a well-formed upstream X-Request-Id so logs correlate across services.
+    genReqId: (req) => {
+      const incoming = req.headers["x-request-id"];
+      return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+    bodyLimit: 64 * 1024,
+    trustProxy: config.trustProxy,
+    return503OnClosing: true,
+  });
+
+  await app.register(cookie);
+  await app.register(formbody);
+  await app.register(cors, { origin: config.allowedOrigins, credentials: true, methods: ["GET", "POST"] });
+
+  // Bodiless POSTs to the cookie endpoints still carry Content-Type: application/json (the CSRF
+  // check wants it); treat an empty JSON body as {} instead of failing.
+  const defaultJson = app.getDefaultJsonParser("error", "error");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = typeof body === "string" ? body : body.toString("utf8");
+    if (text.trim() === "") return done(null, {});
+    return defaultJson(request, text, done);
+  });
+
+  registerErrorHandler(app, services.storage);
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  // One log line per request. The URL is logged without its query string: RFC 6750 §2.3 lets
+  // clients put tokens there, and we never log a token.
+  app.addHook("onResponse", async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        path: request.url.split("?")[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ip: request.ip,
+      },
+      "request",
+    );
+  });
+
+  tokenRoutes(app, services);
+  browserRoutes(app, services);
+  wellKnownRoutes(app, services);
+  healthRoutes(app, services);
+  return app;
+}

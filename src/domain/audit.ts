@@ -1,0 +1,57 @@
+// One audit function for security-relevant events, so the log line, the stored event and the
+// counters always agree. Details never carry a secret (no tokens, passwords, cookies).
+import type { AuditStore } from "../storage/ports.ts";
+import type { Clock } from "./clock.ts";
+import { newId } from "./ids.ts";
+
+export type AuditEventType =
+  | "user.registered"
+  | "login.succeeded"
+  | "login.failed"
+  | "password.rehashed"
+  | "refresh.reuse_detected"
+  | "refresh.grace_retry"
+  | "session.revoked"
+  | "sessions.pruned";
+
+/** The logging surface the domain needs; pino's logger satisfies it. */
+export interface AuditLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface AuditFields {
+  userId?: string | null;
+  clientId?: string | null;
+  sessionId?: string | null;
+  details?: Record<string, unknown>;
+}
+
+const WARN: ReadonlySet<AuditEventType> = new Set(["refresh.reuse_detected", "login.failed"]);
+
+export class Audit {
+  /** events by type since start; what a metrics endpoint reads */
+  readonly counts = new Map<AuditEventType, number>();
+
+  constructor(
+    private readonly store: AuditStore,
+    private readonly logger: AuditLogger,
+    private readonly clock: Clock,
+  ) {}
+
+  async record(type: AuditEventType, fields: AuditFields = {}): Promise<void> {
+    this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
+    const event = { id: newId(), type, at: this.clock.now(), ...fields };
+    const line = { audit: type, userId: fields.userId, clientId: fields.clientId, sessionId: fields.sessionId, ...fields.details };
+    if (WARN.has(type)) this.logger.warn(line, `audit: ${type}`);
+    else this.logger.info(line, `audit: ${type}`);
+    try {
+      await this.store.record(event);
+    } catch (err) {
+      // The event is already in the log; a failed insert must not turn a security decision
+      // (already committed) into a different response.
+      this.logger.error({ audit: type, err: (err as Error).message }, "audit event could not be stored");
+    }
+  }
+}

@@ -1,0 +1,61 @@
+// Client rules: who may ask for what. RFC 6749 §2 (client types), §2.3.1 (client password),
+// §3.3 (scope).
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { ClientRecord, ClientStore } from "../../storage/ports.ts";
+import { InvalidClient, InvalidScope, UnauthorizedClient } from "../errors.ts";
+
+/** Client secrets are 256-bit random values, so a fast hash is the right one. */
+export const hashClientSecret = (secret: string): string => createHash("sha256").update(secret, "utf8").digest("base64url");
+
+export interface ClientCredentials {
+  clientId: string;
+  clientSecret?: string;
+  /** how the credentials arrived; Basic failures answer with WWW-Authenticate (§5.2) */
+  method: "client_secret_basic" | "client_secret_post" | "none";
+}
+
+export class Clients {
+  constructor(private readonly store: ClientStore) {}
+
+  /** Authenticates a confidential client, or identifies a public one. */
+  async authenticate(creds: ClientCredentials): Promise<ClientRecord> {
+    const challenge: Record<string, string> =
+      creds.method === "client_secret_basic" ? { "www-authenticate": 'Basic realm="tessera"' } : {};
+    const client = await this.store.findById(creds.clientId);
+    if (!client || client.disabledAt !== null) throw new InvalidClient("Client authentication failed.", challenge);
+    if (client.type === "public") {
+      // A public client has no secret (§2.1); one that sends a secret is misconfigured.
+      if (creds.clientSecret !== undefined) throw new InvalidClient("Public clients do not authenticate with a secret.", challenge);
+      return client;
+    }
+    if (creds.clientSecret === undefined || client.secretHash === null) {
+      throw new InvalidClient("Client authentication failed.", challenge);
+    }
+    const presented = Buffer.from(hashClientSecret(creds.clientSecret));
+    const stored = Buffer.from(client.secretHash);
+    if (presented.length !== stored.length || !timingSafeEqual(presented, stored)) {
+      throw new InvalidClient("Client authentication failed.", challenge);
+    }
+    return client;
+  }
+}
+
+export function assertGrantAllowed(client: ClientRecord, grantType: string): void {
+  if (!client.grantTypes.includes(grantType)) {
+    throw new UnauthorizedClient(`This client may not use the ${grantType} grant.`);
+  }
+}
+
+/**
+ * RFC 6749 §3.3: the granted scope. No scope requested -> every scope the client may have;
+ * asking for one the client may not have is invalid_scope (not silently dropped).
+ */
+export function grantScope(client: ClientRecord, requested: string | undefined): string {
+  if (requested === undefined || requested.trim() === "") return client.scopes.join(" ");
+  const wanted = [...new Set(requested.split(" ").filter(Boolean))];
+  // scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+  if (wanted.some((s) => !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s))) throw new InvalidScope("The scope parameter is malformed.");
+  const denied = wanted.filter((s) => !client.scopes.includes(s));
+  if (denied.length > 0) throw new InvalidScope(`Scope not allowed for this client: ${denied.join(" ")}.`);
+  return wanted.join(" ");
+}

@@ -1,0 +1,67 @@
+// Password hashing: argon2id at or above OWASP's minimum (m=19 MiB, t=2, p=1), with rehash of
+// hashes made under weaker parameters, and NIST SP 800-63B §5.1.1.2 rules (length only,
+// Unicode NFKC normalisation).
+import argon2 from "argon2";
+import type { Argon2Params } from "../../config.ts";
+import { InvalidRequest } from "../errors.ts";
+import { Bulkhead } from "./bulkhead.ts";
+
+export const PASSWORD_MIN = 8;
+export const PASSWORD_MAX = 1024;
+
+export function normalizePassword(password: string): string {
+  return password.normalize("NFKC");
+}
+
+/** NIST 800-63B: 8..1024 characters (code points), no composition rules. */
+export function checkPasswordPolicy(password: string): void {
+  const length = [...password].length;
+  if (length < PASSWORD_MIN) throw new InvalidRequest(`The password must be at least ${PASSWORD_MIN} characters long.`);
+  if (length > PASSWORD_MAX) throw new InvalidRequest(`The password must be at most ${PASSWORD_MAX} characters long.`);
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  needsRehash: boolean;
+}
+
+export class PasswordHasher {
+  readonly #options: argon2.HashOptions & { raw?: false };
+  readonly #bulkhead: Bulkhead;
+  #dummyHash: Promise<string> | undefined;
+
+  constructor(params: Argon2Params, limits: { concurrency: number; queue: number }) {
+    this.#options = {
+      type: argon2.argon2id,
+      memoryCost: params.memoryCost,
+      timeCost: params.timeCost,
+      parallelism: params.parallelism,
+    };
+    this.#bulkhead = new Bulkhead(limits.concurrency, limits.queue);
+  }
+
+  hash(password: string): Promise<string> {
+    return this.#bulkhead.run(() => argon2.hash(normalizePassword(password), this.#options));
+  }
+
+  async verify(hash: string, password: string): Promise<VerifyResult> {
+    const ok = await this.#bulkhead.run(async () => {
+      try {
+        return await argon2.verify(hash, normalizePassword(password));
+      } catch {
+        return false; // a malformed stored hash never authenticates
+      }
+    });
+    return { ok, needsRehash: ok && argon2.needsRehash(hash, this.#options) };
+  }
+
+  /**
+   * Same cost as a real verification, for unknown users: "no such user" and "wrong password"
+   * must take the same time (the hash is made once, with the configured parameters).
+   */
+  async verifyDummy(password: string): Promise<void> {
+    this.#dummyHash ??= argon2.hash("tessera dummy password", this.#options);
+    const dummy = await this.#dummyHash;
+    await this.verify(dummy, password);
+  }
+}

@@ -1,0 +1,88 @@
+// Signing keys in memory: which key signs, and the JWKS bytes verifiers fetch.
+// The JWKS is built once per key set from an explicit allow-list of public members
+// (RFC 7517 §4, RFC 7518 §6), so a private member can never leak into it.
+import { createHash } from "node:crypto";
+import type { CryptoKey, JWK, KeyObject } from "jose";
+import type { SigningAlg } from "../../config.ts";
+
+export type KeyState = "next" | "active" | "retired";
+
+export interface SigningKey {
+  kid: string;
+  alg: SigningAlg;
+  state: KeyState;
+  createdAt: Date;
+  privateKey: CryptoKey | KeyObject;
+  /** public JWK as exported; filtered again when published */
+  publicJwk: JWK;
+}
+
+const PUBLIC_MEMBERS = ["kty", "crv", "x", "y", "n", "e"] as const;
+
+export function publicJwkOf(key: Pick<SigningKey, "kid" | "alg" | "publicJwk">): JWK {
+  const out: JWK = {};
+  for (const m of PUBLIC_MEMBERS) {
+    const v = key.publicJwk[m];
+    if (typeof v === "string") out[m] = v;
+  }
+  return { ...out, kid: key.kid, use: "sig", alg: key.alg };
+}
+
+export interface PublishedJwks {
+  body: Buffer;
+  etag: string;
+}
+
+export function publishJwks(keys: readonly SigningKey[]): PublishedJwks {
+  const body = Buffer.from(JSON.stringify({ keys: keys.map(publicJwkOf) }));
+  const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+  return { body, etag };
+}
+
+export class NoSigningKeyError extends Error {
+  constructor(alg: string) {
+    super(`no active signing key for ${alg}`);
+    this.name = "NoSigningKeyError";
+  }
+}
+
+export class KeyRing {
+  #keys: readonly SigningKey[] = [];
+  #jwks: PublishedJwks = publishJwks([]);
+
+  constructor(
+    keys: readonly SigningKey[],
+    readonly preferredAlg: SigningAlg,
+  ) {
+    this.replace(keys);
+  }
+
+  /** Swap in a new key set (after a reload); readers see either the old or the new set. */
+  replace(keys: readonly SigningKey[]): void {
+    this.#keys = [...keys];
+    // Every known key is published: next (so caches hold it before it signs), active, retired.
+    this.#jwks = publishJwks(this.#keys);
+  }
+
+  get keys(): readonly SigningKey[] {
+    return this.#keys;
+  }
+
+  get jwks(): PublishedJwks {
+    return this.#jwks;
+  }
+
+  /** The key that signs new tokens: the active key of the preferred algorithm. */
+  signer(alg: SigningAlg = this.preferredAlg): SigningKey {
+    // Newest active key first, so instances that raced to create a first key agree on one.
+    const key = this.#keys
+      .filter((k) => k.state === "active" && k.alg === alg)
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || a.kid.localeCompare(b.kid))[0];
+    if (!key) throw new NoSigningKeyError(alg);
+    return key;
+  }
+
+  hasSigner(): boolean {
+    return this.#keys.some((k) => k.state === "active" && k.alg === this.preferredAlg);
+  }
+}

@@ -1,0 +1,171 @@
+// Sessions as refresh-token families: start, rotate (with reuse detection and a grace window),
+// revoke. RFC 9700 §4.14.2 (refresh token rotation) and RFC 6749 §6 (refreshing).
+import type { RefreshTokenLookup, RefreshTokenRecord, SessionRecord, SessionStore } from "../../storage/ports.ts";
+import type { Audit } from "../audit.ts";
+import { addSeconds, type Clock } from "../clock.ts";
+import { InvalidGrant } from "../errors.ts";
+import { newId } from "../ids.ts";
+import {
+  deriveChildToken,
+  hashRefreshToken,
+  looksLikeRefreshToken,
+  newRefreshToken,
+  sameHash,
+} from "../tokens/refresh-token.ts";
+
+export interface SessionPolicy {
+  /** absolute session lifetime, seconds */
+  refreshTokenTtl: number;
+  /** idle timeout, seconds */
+  refreshIdleTtl: number;
+  /** seconds a consumed token may be retried and get the same successor */
+  refreshReuseGrace: number;
+}
+
+export interface IssuedRefreshToken {
+  session: SessionRecord;
+  /** the plain token: goes to the client, never to storage or logs */
+  refreshToken: string;
+  /** when this refresh token stops working unless rotated (idle or absolute, whichever first) */
+  expiresAt: Date;
+  outcome: "started" | "rotated" | "grace_retry";
+}
+
+export class RefreshFamilies {
+  constructor(
+    private readonly store: SessionStore,
+    private readonly clock: Clock,
+    private readonly secret: Buffer,
+    private readonly audit: Audit,
+    private readonly policy: SessionPolicy,
+  ) {}
+
+  /** A login starts a new family with its first refresh token. */
+  async start(input: { userId: string; clientId: string; scope: string; refreshTokenTtl?: number | null }): Promise<IssuedRefreshToken> {
+    const now = this.clock.now();
+    const session: SessionRecord = {
+      id: newId(),
+      userId: input.userId,
+      clientId: input.clientId,
+      scope: input.scope,
+      createdAt: now,
+      expiresAt: addSeconds(now, input.refreshTokenTtl ?? this.policy.refreshTokenTtl),
+      revokedAt: null,
+      revokedReason: null,
+    };
+    const refreshToken = newRefreshToken();
+    const first = this.tokenRecord(session, refreshToken, null, now);
+    await this.store.start(session, first);
+    return { session, refreshToken, expiresAt: first.expiresAt, outcome: "started" };
+  }
+
+  /**
+   * Consume `presented` and return its successor. Exactly one concurrent caller consumes a
+   * token (the store's unique parentId decides); the others get the same successor inside the
+   * grace window, or revoke the family outside it.
+   */
+  async rotate(presented: string, clientId: string): Promise<IssuedRefreshToken> {
+    const lookup = await this.find(presented);
+    const { token, session } = lookup;
+    // RFC 6749 §6: the refresh token is bound to the client it was issued to.
+    if (session.clientId !== clientId) throw new InvalidGrant("The refresh token was not issued to this client.");
+    const now = this.clock.now();
+    this.assertUsable(session, now);
+
+    let child = lookup.child;
+    if (child === null) {
+      if (token.expiresAt <= now) throw new InvalidGrant("The refresh token has expired.");
+      const successor = deriveChildToken(this.secret, presented);
+      const record = this.tokenRecord(session, successor, token.id, now);
+      if (await this.store.insertChild(record)) {
+        return { session, refreshToken: successor, expiresAt: record.expiresAt, outcome: "rotated" };
+      }
+      // Lost the race to a concurrent refresh with the same token: judge it like a retry.
+      child = await this.store.findChildOf(token.id);
+      if (child === null) throw new Error("refresh token consumed but its successor is missing");
+    }
+    return this.retryOrReuse(presented, lookup, child, now);
+  }
+
+  /** Revoke the family a refresh token belongs to (logout, RFC 7009). Unknown tokens are a no-op. */
+  async revokeByToken(presented: string, reason: string): Promise<SessionRecord | null> {
+    if (!looksLikeRefreshToken(presented)) return null;
+    const lookup = await this.store.findToken(hashRefreshToken(presented));
+    if (!lookup) return null;
+    const { session } = lookup;
+    if (await this.store.revoke(session.id, reason, this.clock.now())) {
+      await this.audit.record("session.revoked", {
+        userId: session.userId,
+        clientId: session.clientId,
+        sessionId: session.id,
+        details: { reason },
+      });
+    }
+    return session;
+  }
+
+  async pruneDead(revokedRetentionSeconds = 86400): Promise<number> {
+    const now = this.clock.now();
+    const { sessions } = await this.store.pruneDead(now, addSeconds(now, -revokedRetentionSeconds));
+    if (sessions > 0) await this.audit.record("sessions.pruned", { details: { sessions } });
+    return sessions;
+  }
+
+  private async find(presented: string): Promise<RefreshTokenLookup> {
+    const lookup = looksLikeRefreshToken(presented) ? await this.store.findToken(hashRefreshToken(presented)) : null;
+    if (!lookup) throw new InvalidGrant("The refresh token is invalid.");
+    return lookup;
+  }
+
+  private assertUsable(session: SessionRecord, now: Date): void {
+    if (session.revokedAt !== null) throw new InvalidGrant("The refresh token has been revoked.");
+    if (session.expiresAt <= now) throw new InvalidGrant("The session has expired.");
+  }
+
+  private async retryOrReuse(
+    presented: string,
+    { token, session }: RefreshTokenLookup,
+    child: { token: RefreshTokenRecord; consumed: boolean },
+    now: Date,
+  ): Promise<IssuedRefreshToken> {
+    const ageMs = now.getTime() - child.token.createdAt.getTime();
+    // Grace: the presented token is the direct parent of the family's current token (its child
+    // is unconsumed) and was consumed moments ago, e.g. a lost response or two tabs.
+    if (!child.consumed && ageMs < this.policy.refreshReuseGrace * 1000 && child.token.expiresAt > now) {
+      const successor = deriveChildToken(this.secret, presented);
+      // If the derivation secret changed since, the recomputed token would not be the stored one.
+      if (sameHash(hashRefreshToken(successor), child.token.hash)) {
+        await this.audit.record("refresh.grace_retry", {
+          userId: session.userId,
+          clientId: session.clientId,
+          sessionId: session.id,
+          details: { tokenId: token.id, secondsSinceRotation: ageMs / 1000 },
+        });
+        return { session, refreshToken: successor, expiresAt: child.token.expiresAt, outcome: "grace_retry" };
+      }
+    }
+    // Reuse: RFC 9700 §4.14.2, the authorization server cannot tell the legitimate client from
+    // an attacker, so the whole family is revoked. Committed before the request fails.
+    const revokedNow = await this.store.revoke(session.id, "refresh_token_reuse", now);
+    await this.audit.record("refresh.reuse_detected", {
+      userId: session.userId,
+      clientId: session.clientId,
+      sessionId: session.id,
+      details: { tokenId: token.id, familyRevoked: revokedNow, secondsSinceRotation: Math.floor(ageMs / 1000) },
+    });
+    throw new InvalidGrant("The refresh token was already used; the session has been revoked.");
+  }
+
+  private tokenRecord(session: SessionRecord, token: string, parentId: string | null, now: Date): RefreshTokenRecord {
+    const idle = addSeconds(now, this.policy.refreshIdleTtl);
+    return {
+      id: newId(),
+      sessionId: session.id,
+      hash: hashRefreshToken(token),
+      parentId,
+      createdAt: now,
+      // Rotation never extends the absolute lifetime.
+      expiresAt: idle < session.expiresAt ? idle : session.expiresAt,
+    };
+  }
+}

@@ -1,0 +1,55 @@
+// Access tokens: JWTs in the RFC 9068 profile (typ "at+jwt"), signed with the active key.
+// Nothing secret goes in them: they are readable by anyone who holds one.
+import { SignJWT } from "jose";
+import type { Clock } from "../clock.ts";
+import { epochSeconds } from "../clock.ts";
+import { newId } from "../ids.ts";
+import type { KeyRing } from "../keys/key-ring.ts";
+
+export interface AccessTokenRequest {
+  /** user id, or client id for client_credentials */
+  subject: string;
+  clientId: string;
+  scope: string;
+  /** session (refresh family) id; absent for client_credentials */
+  sessionId?: string;
+  audience?: string | string[];
+  roles?: string[];
+  /** seconds; defaults to the configured ACCESS_TOKEN_TTL */
+  ttl?: number | null;
+}
+
+export interface IssuedAccessToken {
+  token: string;
+  expiresIn: number;
+  jti: string;
+}
+
+export class AccessTokenIssuer {
+  constructor(
+    private readonly keys: KeyRing,
+    private readonly clock: Clock,
+    private readonly settings: { issuer: string; audience: string; ttl: number },
+  ) {}
+
+  async issue(req: AccessTokenRequest): Promise<IssuedAccessToken> {
+    const key = this.keys.signer();
+    const iat = epochSeconds(this.clock.now());
+    const expiresIn = req.ttl ?? this.settings.ttl;
+    const jti = newId();
+    const claims: Record<string, unknown> = { client_id: req.clientId, scope: req.scope };
+    if (req.sessionId) claims.sid = req.sessionId;
+    if (req.roles && req.roles.length > 0) claims.roles = req.roles;
+    const token = await new SignJWT(claims)
+      // RFC 9068 §2.1: typ "at+jwt" so an access token cannot be confused with an ID token.
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" })
+      .setIssuer(this.settings.issuer)
+      .setSubject(req.subject)
+      .setAudience(req.audience ?? this.settings.audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + expiresIn)
+      .setJti(jti)
+      .sign(key.privateKey);
+    return { token, expiresIn, jti };
+  }
+}

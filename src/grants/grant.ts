@@ -1,0 +1,31 @@
+// The contract every grant module implements (one file per grant_type, dispatched by a Map).
+import type { ClientRecord, SessionRecord } from "../storage/ports.ts";
+import type { Services } from "../services.ts";
+
+/** RFC 6749 §5.1 successful response. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  refresh_token?: string;
+  scope: string;
+}
+
+export interface GrantResult {
+  response: TokenResponse;
+  /** the session (refresh family) behind a refresh token, for cookie lifetimes */
+  session?: SessionRecord;
+}
+
+export interface GrantRequest {
+  /** request parameters, each at most once (RFC 6749 §3.2) */
+  params: Readonly<Record<string, string>>;
+  client: ClientRecord;
+}
+
+export interface Grant {
+  grantType: string;
+  /** parameters the grant reads; required ones must be present and non-empty */
+  required: readonly string[];
+  handle(req: GrantRequest, services: Services): Promise<GrantResult>;
+}

@@ -1,0 +1,21 @@
+// grant_type -> grant module. Unknown types are unsupported_grant_type (RFC 6749 §5.2).
+import { InvalidRequest, UnsupportedGrantType } from "../domain/errors.ts";
+import type { Grant } from "./grant.ts";
+import { passwordGrant } from "./password.ts";
+import { refreshTokenGrant } from "./refresh-token.ts";
+
+export const grants: ReadonlyMap<string, Grant> = new Map([passwordGrant, refreshTokenGrant].map((g) => [g.grantType, g]));
+
+export function grantFor(grantType: string | undefined): Grant {
+  if (grantType === undefined || grantType === "") throw new InvalidRequest("The grant_type parameter is missing.");
+  const grant = grants.get(grantType);
+  if (!grant) throw new UnsupportedGrantType(`The grant type ${JSON.stringify(grantType.slice(0, 64))} is not supported.`);
+  return grant;
+}
+
+export function assertRequired(grant: Grant, params: Readonly<Record<string, string>>): void {
+  const missing = grant.required.filter((p) => !params[p]);
+  if (missing.length > 0) throw new InvalidRequest(`Missing required parameter: ${missing.join(", ")}.`);
+}
+
+export type { Grant, GrantResult, TokenResponse } from "./grant.ts";

@@ -1,0 +1,38 @@
+// grant_type=password: RFC 6749 §4.3 (resource owner password credentials). RFC 9700 §2.4
+// deprecates it for third parties; Tessera offers it to first-party clients that are allowed it.
+import { assertGrantAllowed, grantScope } from "../domain/clients/clients.ts";
+import type { Grant } from "./grant.ts";
+
+export const passwordGrant: Grant = {
+  grantType: "password",
+  required: ["username", "password"],
+  async handle({ params, client }, s) {
+    assertGrantAllowed(client, "password");
+    const scope = grantScope(client, params.scope);
+    const user = await s.users.authenticate(params.username ?? "", params.password ?? "", client.id);
+    const refresh = await s.families.start({
+      userId: user.id,
+      clientId: client.id,
+      scope,
+      refreshTokenTtl: client.refreshTokenTtl,
+    });
+    const access = await s.accessTokens.issue({
+      subject: user.id,
+      clientId: client.id,
+      scope,
+      sessionId: refresh.session.id,
+      ttl: client.accessTokenTtl,
+    });
+    await s.audit.record("login.succeeded", { userId: user.id, clientId: client.id, sessionId: refresh.session.id });
+    return {
+      session: refresh.session,
+      response: {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expiresIn,
+        refresh_token: refresh.refreshToken,
+        scope,
+      },
+    };
+  },
+};

@@ -1,0 +1,41 @@
+// grant_type=refresh_token: RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
+import { assertGrantAllowed } from "../domain/clients/clients.ts";
+import { InvalidScope } from "../domain/errors.ts";
+import type { Grant } from "./grant.ts";
+
+/** RFC 6749 §6: a refresh may narrow the scope, never widen it. */
+function narrowScope(sessionScope: string, requested: string | undefined): string {
+  if (requested === undefined || requested.trim() === "") return sessionScope;
+  const granted = sessionScope.split(" ").filter(Boolean);
+  const wanted = [...new Set(requested.split(" ").filter(Boolean))];
+  const extra = wanted.filter((s) => !granted.includes(s));
+  if (extra.length > 0) throw new InvalidScope(`Scope exceeds what the session was granted: ${extra.join(" ")}.`);
+  return wanted.join(" ");
+}
+
+export const refreshTokenGrant: Grant = {
+  grantType: "refresh_token",
+  required: ["refresh_token"],
+  async handle({ params, client }, s) {
+    assertGrantAllowed(client, "refresh_token");
+    const refresh = await s.families.rotate(params.refresh_token ?? "", client.id);
+    const scope = narrowScope(refresh.session.scope, params.scope);
+    const access = await s.accessTokens.issue({
+      subject: refresh.session.userId,
+      clientId: client.id,
+      scope,
+      sessionId: refresh.session.id,
+      ttl: client.accessTokenTtl,
+    });
+    return {
+      session: refresh.session,
+      response: {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expiresIn,
+        refresh_token: refresh.refreshToken,
+        scope,
+      },
+    };
+  },
+};

@@ -1,0 +1,56 @@
+// One error handler for the whole app: protocol errors keep their RFC 6749 §5.2 shape and
+// status; framework 4xx (bad JSON, wrong content type, body too large) become invalid_request;
+// an unreachable database is 503 + Retry-After; anything else is a 500 that shows nothing
+// internal. Every error response carries Cache-Control: no-store.
+import type { FastifyError, FastifyInstance } from "fastify";
+import { OAuthError } from "../../domain/errors.ts";
+import { NoSigningKeyError } from "../../domain/keys/key-ring.ts";
+import type { Storage } from "../../storage/ports.ts";
+
+export interface ErrorBody {
+  error: string;
+  error_description: string;
+}
+
+const FRAMEWORK_MESSAGES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: "The request body is not valid JSON.",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "The request body is empty.",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "Unsupported content type; send application/x-www-form-urlencoded or application/json.",
+  FST_ERR_CTP_BODY_TOO_LARGE: "The request body is too large.",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "The Content-Length header does not match the body.",
+  FST_ERR_VALIDATION: "The request is malformed.",
+};
+
+export function registerErrorHandler(app: FastifyInstance, storage: Storage): void {
+  app.setErrorHandler<FastifyError | OAuthError>((err, request, reply) => {
+    reply.header("cache-control", "no-store").header("pragma", "no-cache");
+    if (err instanceof OAuthError) {
+      reply.headers(err.headers);
+      const body: ErrorBody = { error: err.error, error_description: err.description };
+      if (err.status >= 500) request.log.warn({ error: err.error }, err.description);
+      return reply.status(err.status).send(body);
+    }
+    const status = (err as FastifyError).statusCode;
+    if (typeof status === "number" && status >= 400 && status < 500) {
+      const code = (err as FastifyError).code;
+      const description = FRAMEWORK_MESSAGES[code] ?? "The request is malformed.";
+      return reply.status(status).send({ error: "invalid_request", error_description: description } satisfies ErrorBody);
+    }
+    if (storage.isUnavailable(err) || err instanceof NoSigningKeyError) {
+      request.log.error({ err: { message: err.message, code: (err as FastifyError).code } }, "dependency unavailable");
+      return reply
+        .status(503)
+        .header("retry-after", "5")
+        .send({ error: "temporarily_unavailable", error_description: "The service is temporarily unavailable; retry later." });
+    }
+    request.log.error({ err }, "unhandled error");
+    return reply.status(500).send({ error: "server_error", error_description: "An internal error occurred." } satisfies ErrorBody);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply
+      .status(404)
+      .header("cache-control", "no-store")
+      .send({ error: "not_found", error_description: `No route for ${request.method} ${(request.url.split("?")[0] ?? "").slice(0, 200)}.` });
+  });
+}

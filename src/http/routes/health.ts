@@ -1,0 +1,21 @@
+// Liveness (the process answers) and readiness (database reachable, a signing key loaded).
+import type { FastifyInstance } from "fastify";
+import type { Services } from "../../services.ts";
+
+export function healthRoutes(app: FastifyInstance, s: Services): void {
+  app.get("/healthz", async (_request, reply) => reply.header("cache-control", "no-store").send({ status: "ok" }));
+
+  app.get("/readyz", async (request, reply) => {
+    const checks = { database: "ok", signingKey: s.keys.hasSigner() ? "ok" : "missing" };
+    try {
+      await s.storage.ping();
+    } catch (err) {
+      checks.database = "unreachable";
+      request.log.warn({ err: { message: (err as Error).message } }, "readiness: database unreachable");
+    }
+    const ready = checks.database === "ok" && checks.signingKey === "ok";
+    reply.header("cache-control", "no-store");
+    if (!ready) reply.header("retry-after", "5");
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "unavailable", checks });
+  });
+}

@@ -1,0 +1,37 @@
+// JWKS (RFC 7517 §5) and authorization server metadata (RFC 8414).
+import type { FastifyInstance } from "fastify";
+import { grants } from "../../grants/index.ts";
+import type { Services } from "../../services.ts";
+
+export function wellKnownRoutes(app: FastifyInstance, s: Services): void {
+  const { config } = s;
+
+  app.get("/.well-known/jwks.json", async (request, reply) => {
+    // Prepared bytes: the JWKS is rebuilt only when the key set changes.
+    const { body, etag } = s.keys.jwks;
+    reply
+      .header("content-type", "application/jwk-set+json")
+      .header("cache-control", `public, max-age=${config.jwksMaxAge}`)
+      .header("etag", etag);
+    if (request.headers["if-none-match"] === etag) return reply.status(304).send();
+    return reply.send(body);
+  });
+
+  const metadata = Buffer.from(
+    JSON.stringify({
+      issuer: config.issuer,
+      token_endpoint: `${config.issuer}/oauth/token`,
+      jwks_uri: `${config.issuer}/.well-known/jwks.json`,
+      grant_types_supported: [...grants.keys()],
+      // No authorization endpoint yet, so no response types (RFC 8414 §2: required, may be empty).
+      response_types_supported: [],
+      token_endpoint_auth_methods_supported: ["none", "client_secret_basic", "client_secret_post"],
+      scopes_supported: config.webClientScopes,
+      service_documentation: `${config.issuer}/`,
+    }),
+  );
+
+  app.get("/.well-known/oauth-authorization-server", async (_request, reply) =>
+    reply.header("content-type", "application/json").header("cache-control", "public, max-age=3600").send(metadata),
+  );
+}

@@ -1,0 +1,75 @@
+// Process entry: config, logger, migrations, key bootstrap, listen, graceful shutdown.
+import { buildApp } from "./app.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { createLogger } from "./logger.ts";
+import { createServices } from "./services.ts";
+import { KeyStoreError } from "./storage/keys-file.ts";
+import { migrate } from "./storage/prisma/migrate.ts";
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  try {
+    if (config.migrateOnStart) {
+      await migrate(config.databaseUrl);
+      logger.info("database migrations applied");
+    }
+    const services = await createServices(config, logger);
+    const app = await buildApp(services, logger);
+
+    const pruneTimer =
+      config.pruneInterval > 0
+        ? setInterval(() => {
+            services.families.pruneDead().catch((err: Error) => logger.warn({ err: { message: err.message } }, "prune failed"));
+          }, config.pruneInterval * 1000).unref()
+        : undefined;
+
+    let closing = false;
+    const shutdown = (signal: string) => {
+      if (closing) return;
+      closing = true;
+      logger.info({ signal }, "shutting down: draining in-flight requests");
+      clearInterval(pruneTimer);
+      const force = setTimeout(() => {
+        logger.error("shutdown took longer than 15s; exiting");
+        process.exit(1);
+      }, 15_000).unref();
+      app
+        .close()
+        .then(() => services.storage.close())
+        .then(() => {
+          clearTimeout(force);
+          logger.info("shutdown complete");
+          process.exit(0);
+        })
+        .catch((err: Error) => {
+          logger.error({ err }, "error during shutdown");
+          process.exit(1);
+        });
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+
+    await app.listen({ port: config.port, host: config.host });
+    const signer = services.keys.signer();
+    logger.info(
+      { issuer: config.issuer, kid: signer.kid, alg: signer.alg },
+      `Tessera listening on http://${config.host}:${app.server.address() && typeof app.server.address() === "object" ? (app.server.address() as { port: number }).port : config.port} (issuer ${config.issuer})`,
+    );
+  } catch (err) {
+    if (err instanceof KeyStoreError) logger.fatal(`cannot start: ${err.message}`);
+    else logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+}
+
+void main();

@@ -1,0 +1,133 @@
+// Storage ports: what the domain needs from a database, in the domain's own words.
+// Implemented by storage/prisma/ (SQLite and Postgres) and storage/memory.ts (unit tests).
+
+export interface UserRecord {
+  id: string;
+  email: string;
+  passwordHash: string;
+  roles: string[];
+  createdAt: Date;
+  disabledAt: Date | null;
+}
+
+export interface ClientRecord {
+  id: string;
+  name: string;
+  type: "public" | "confidential";
+  secretHash: string | null;
+  grantTypes: string[];
+  scopes: string[];
+  audiences: string[];
+  accessTokenTtl: number | null;
+  refreshTokenTtl: number | null;
+  createdAt: Date;
+  disabledAt: Date | null;
+}
+
+/** A session is one refresh-token family. */
+export interface SessionRecord {
+  id: string;
+  userId: string;
+  clientId: string;
+  scope: string;
+  createdAt: Date;
+  /** absolute end; rotation never moves it */
+  expiresAt: Date;
+  revokedAt: Date | null;
+  revokedReason: string | null;
+}
+
+export interface RefreshTokenRecord {
+  id: string;
+  sessionId: string;
+  /** SHA-256 of the token; the token itself is never stored */
+  hash: string;
+  parentId: string | null;
+  createdAt: Date;
+  /** idle deadline, capped at the session's expiresAt */
+  expiresAt: Date;
+}
+
+/** A presented refresh token as the database sees it, read in one query. */
+export interface RefreshTokenLookup {
+  token: RefreshTokenRecord;
+  session: SessionRecord;
+  /** the token rotated from this one, if it was consumed */
+  child: { token: RefreshTokenRecord; consumed: boolean } | null;
+}
+
+export interface AuditEventRecord {
+  id: string;
+  type: string;
+  at: Date;
+  userId?: string | null;
+  clientId?: string | null;
+  sessionId?: string | null;
+  details?: Record<string, unknown>;
+}
+
+export class EmailTakenError extends Error {
+  constructor() {
+    super("email already registered");
+    this.name = "EmailTakenError";
+  }
+}
+
+export interface UserStore {
+  findByEmail(email: string): Promise<UserRecord | null>;
+  findById(id: string): Promise<UserRecord | null>;
+  /** throws EmailTakenError when the email exists */
+  create(user: UserRecord): Promise<void>;
+  updatePasswordHash(id: string, passwordHash: string): Promise<void>;
+}
+
+export interface ClientStore {
+  findById(id: string): Promise<ClientRecord | null>;
+  /**
+   * Creates the client, or brings an existing one's name, type, grant types, scopes and
+   * audiences in line (config-owned clients such as the first-party web client).
+   */
+  upsert(client: ClientRecord): Promise<ClientRecord>;
+}
+
+export interface PruneResult {
+  sessions: number;
+}
+
+export interface SessionStore {
+  /** one write: the session and its first refresh token */
+  start(session: SessionRecord, first: RefreshTokenRecord): Promise<void>;
+  findToken(hash: string): Promise<RefreshTokenLookup | null>;
+  /**
+   * Consume `child.parentId` by inserting its child. Atomic: the unique parentId lets exactly
+   * one concurrent caller win. Returns false when the parent already has a child.
+   */
+  insertChild(child: RefreshTokenRecord): Promise<boolean>;
+  findChildOf(parentId: string): Promise<{ token: RefreshTokenRecord; consumed: boolean } | null>;
+  /** revokes unless already revoked; true when this call did it (exactly one caller wins) */
+  revoke(sessionId: string, reason: string, at: Date): Promise<boolean>;
+  /** revokes every live session of a user; returns how many */
+  revokeAllForUser(userId: string, reason: string, at: Date): Promise<number>;
+  /**
+   * Deletes sessions that can never be used again: past their absolute end, idle past the
+   * deadline of their newest token, or revoked before `revokedBefore`. Live ones are untouched.
+   */
+  pruneDead(now: Date, revokedBefore: Date): Promise<PruneResult>;
+}
+
+export interface AuditStore {
+  record(event: AuditEventRecord): Promise<void>;
+  list(filter: { type?: string; sessionId?: string; limit?: number }): Promise<AuditEventRecord[]>;
+}
+
+export interface Storage {
+  users: UserStore;
+  clients: ClientStore;
+  sessions: SessionStore;
+  audit: AuditStore;
+  /** throws when the database cannot be reached */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** true when `err` means the database is unreachable (-> 503 + Retry-After, not 500) */
+  isUnavailable(err: unknown): boolean;
+}

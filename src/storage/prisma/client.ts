@@ -1,0 +1,47 @@
+// Opens the Prisma client that matches DATABASE_URL. SQLite and Postgres have separate
+// generated clients (the provider is fixed per schema); their model APIs are identical, so
+// the rest of storage/prisma is written once against the SQLite client's type.
+import fs from "node:fs";
+import path from "node:path";
+import { PrismaBetterSqlite3 } from "@prisma/adapter-better-sqlite3";
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient as SqliteClient } from "../../generated/sqlite/client.ts";
+import { PrismaClient as PostgresClient } from "../../generated/postgres/client.ts";
+
+export type Db = SqliteClient;
+export type DbFlavor = "sqlite" | "postgres";
+
+export const flavorOf = (url: string): DbFlavor => (/^postgres(ql)?:/.test(url) ? "postgres" : "sqlite");
+
+/** file:./data/x.db -> absolute path of the SQLite file */
+export function sqlitePath(url: string): string {
+  return path.resolve(url.replace(/^file:/, "").replace(/\?.*$/, ""));
+}
+
+export interface OpenOptions {
+  /** Postgres pool size */
+  poolSize?: number;
+}
+
+export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db: Db; flavor: DbFlavor }> {
+  if (flavorOf(url) === "postgres") {
+    const adapter = new PrismaPg({
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      // Fail fast when the database is down instead of queueing requests forever.
+      connectionTimeoutMillis: 3000,
+    });
+    const db = new PostgresClient({ adapter }) as unknown as Db;
+    return { db, flavor: "postgres" };
+  }
+  const file = sqlitePath(url);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  // busy timeout: another process (the rotation script) may hold the write lock briefly.
+  const adapter = new PrismaBetterSqlite3({ url: `file:${file}`, timeout: 5000 });
+  const db = new SqliteClient({ adapter });
+  // WAL lets readers proceed during a write; NORMAL sync is durable across process crashes.
+  await db.$queryRawUnsafe("PRAGMA journal_mode = WAL");
+  await db.$queryRawUnsafe("PRAGMA synchronous = NORMAL");
+  await db.$queryRawUnsafe("PRAGMA foreign_keys = ON");
+  return { db, flavor: "sqlite" };
+}

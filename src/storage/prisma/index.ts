@@ -1,0 +1,215 @@
+// Prisma implementation of the storage ports, one code base for SQLite and Postgres.
+// Hot paths are shaped for few round trips: a refresh is one read (token + session + child)
+// and one INSERT whose unique parentId arbitrates concurrent consumers.
+import type {
+  AuditEventRecord,
+  ClientRecord,
+  RefreshTokenRecord,
+  SessionRecord,
+  Storage,
+  UserRecord,
+} from "../ports.ts";
+import { EmailTakenError } from "../ports.ts";
+import { openDb, type Db, type DbFlavor, type OpenOptions } from "./client.ts";
+import { isUnavailable, isUniqueViolation } from "./errors.ts";
+
+const list = (s: string): string[] => s.split(" ").filter(Boolean);
+const joinList = (a: readonly string[]): string => a.join(" ");
+
+type UserRow = Omit<UserRecord, "roles"> & { roles: string };
+const toUser = (r: UserRow): UserRecord => ({ ...r, roles: list(r.roles) });
+
+type ClientRow = Omit<ClientRecord, "type" | "grantTypes" | "scopes" | "audiences"> & {
+  type: string;
+  grantTypes: string;
+  scopes: string;
+  audiences: string;
+};
+const toClient = (r: ClientRow): ClientRecord => ({
+  ...r,
+  type: r.type === "confidential" ? "confidential" : "public",
+  grantTypes: list(r.grantTypes),
+  scopes: list(r.scopes),
+  audiences: list(r.audiences),
+});
+
+const tokenFields = {
+  id: true,
+  sessionId: true,
+  hash: true,
+  parentId: true,
+  createdAt: true,
+  expiresAt: true,
+} as const;
+
+export interface PrismaStorage extends Storage {
+  db: Db;
+  flavor: DbFlavor;
+}
+
+export async function openPrismaStorage(url: string, opts: OpenOptions = {}): Promise<PrismaStorage> {
+  const { db, flavor } = await openDb(url, opts);
+  return prismaStorage(db, flavor);
+}
+
+export function prismaStorage(db: Db, flavor: DbFlavor): PrismaStorage {
+  return {
+    db,
+    flavor,
+    isUnavailable,
+
+    async ping() {
+      await db.$queryRawUnsafe("SELECT 1");
+    },
+
+    async close() {
+      await db.$disconnect();
+    },
+
+    users: {
+      async findByEmail(email) {
+        const r = await db.user.findUnique({ where: { email } });
+        return r ? toUser(r) : null;
+      },
+      async findById(id) {
+        const r = await db.user.findUnique({ where: { id } });
+        return r ? toUser(r) : null;
+      },
+      async create(user) {
+        try {
+          await db.user.create({ data: { ...user, roles: joinList(user.roles) } });
+        } catch (err) {
+          if (isUniqueViolation(err)) throw new EmailTakenError();
+          throw err;
+        }
+      },
+      async updatePasswordHash(id, passwordHash) {
+        await db.user.update({ where: { id }, data: { passwordHash } });
+      },
+    },
+
+    clients: {
+      async findById(id) {
+        const r = await db.client.findUnique({ where: { id } });
+        return r ? toClient(r) : null;
+      },
+      async upsert(client) {
+        const data = {
+          ...client,
+          grantTypes: joinList(client.grantTypes),
+          scopes: joinList(client.scopes),
+          audiences: joinList(client.audiences),
+        };
+        try {
+          const { name, type, grantTypes, scopes, audiences } = data;
+          const update = { name, type, grantTypes, scopes, audiences };
+          return toClient(await db.client.upsert({ where: { id: client.id }, create: data, update }));
+        } catch (err) {
+          // Two instances bootstrapping at once: the loser reads the winner's row.
+          if (!isUniqueViolation(err)) throw err;
+          const r = await db.client.findUniqueOrThrow({ where: { id: client.id } });
+          return toClient(r);
+        }
+      },
+    },
+
+    sessions: {
+      async start(session: SessionRecord, first: RefreshTokenRecord) {
+        const { sessionId: _ignored, ...token } = first;
+        await db.session.create({ data: { ...session, refreshTokens: { create: token } } });
+      },
+
+      async findToken(hash) {
+        const r = await db.refreshToken.findUnique({
+          where: { hash },
+          select: {
+            ...tokenFields,
+            session: true,
+            child: { select: { ...tokenFields, child: { select: { id: true } } } },
+          },
+        });
+        if (!r) return null;
+        const { session, child, ...token } = r;
+        return {
+          token,
+          session,
+          child: child ? { token: { ...child, child: undefined }, consumed: child.child !== null } : null,
+        };
+      },
+
+      async insertChild(child) {
+        try {
+          await db.refreshToken.create({ data: child });
+          return true;
+        } catch (err) {
+          if (isUniqueViolation(err)) return false;
+          throw err;
+        }
+      },
+
+      async findChildOf(parentId) {
+        const r = await db.refreshToken.findUnique({
+          where: { parentId },
+          select: { ...tokenFields, child: { select: { id: true } } },
+        });
+        if (!r) return null;
+        const { child, ...token } = r;
+        return { token, consumed: child !== null };
+      },
+
+      async revoke(sessionId, reason, at) {
+        // Conditional update: of concurrent revokers exactly one sees count 1.
+        const { count } = await db.session.updateMany({
+          where: { id: sessionId, revokedAt: null },
+          data: { revokedAt: at, revokedReason: reason },
+        });
+        return count === 1;
+      },
+
+      async revokeAllForUser(userId, reason, at) {
+        const { count } = await db.session.updateMany({
+          where: { userId, revokedAt: null },
+          data: { revokedAt: at, revokedReason: reason },
+        });
+        return count;
+      },
+
+      async pruneDead(now, revokedBefore) {
+        const { count } = await db.session.deleteMany({
+          where: {
+            OR: [
+              { expiresAt: { lt: now } },
+              { revokedAt: { lt: revokedBefore } },
+              { refreshTokens: { none: { expiresAt: { gte: now } } } },
+            ],
+          },
+        });
+        return { sessions: count };
+      },
+    },
+
+    audit: {
+      async record(e: AuditEventRecord) {
+        await db.auditEvent.create({
+          data: {
+            id: e.id,
+            type: e.type,
+            at: e.at,
+            userId: e.userId ?? null,
+            clientId: e.clientId ?? null,
+            sessionId: e.sessionId ?? null,
+            details: JSON.stringify(e.details ?? {}),
+          },
+        });
+      },
+      async list(filter) {
+        const rows = await db.auditEvent.findMany({
+          where: { type: filter.type, sessionId: filter.sessionId },
+          orderBy: { at: "asc" },
+          take: filter.limit ?? 100,
+        });
+        return rows.map((r) => ({ ...r, details: JSON.parse(r.details) as Record<string, unknown> }));
+      },
+    },
+  };
+}

@@ -1,0 +1,49 @@
+// Applies the committed migrations for the database in `url` with Prisma's own migrate deploy
+// (wasm schema engine + driver adapter; no native engine download). Idempotent.
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import fs from "node:fs/promises";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { flavorOf, sqlitePath } from "./client.ts";
+
+/** The package root (where prisma.config.ts and prisma/ live), from src/ or dist/src/. */
+export function projectRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, "prisma.config.ts"))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error("cannot find prisma.config.ts above " + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
+
+export async function migrate(url: string): Promise<string> {
+  const root = projectRoot();
+  if (flavorOf(url) === "sqlite") {
+    // Resolve a relative SQLite path against our cwd, not the CLI's, so both open one file.
+    await fs.mkdir(path.dirname(sqlitePath(url)), { recursive: true });
+    url = `file:${sqlitePath(url)}`;
+  }
+  const cli = createRequire(path.join(root, "package.json")).resolve("prisma/build/index.js");
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [cli, "migrate", "deploy"],
+      {
+        cwd: root,
+        env: { ...process.env, DATABASE_URL: url, PRISMA_HIDE_UPDATE_MESSAGE: "1", CHECKPOINT_DISABLE: "1" },
+        timeout: 120_000,
+      },
+      (err, stdout, stderr) => {
+        if (err) {
+          // Prisma's output names the failing migration; the URL (with any password) is not echoed.
+          reject(new Error(`database migration failed:\n${stdout}\n${stderr}`.trim()));
+        } else {
+          resolve(stdout);
+        }
+      },
+    );
+  });
+}
