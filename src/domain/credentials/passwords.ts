@@ -26,7 +26,7 @@ export interface VerifyResult {
 }
 
 export class PasswordHasher {
-  readonly #options: argon2.HashOptions & { raw?: false };
+  readonly #options: { type: typeof argon2.argon2id; memoryCost: number; timeCost: number; parallelism: number };
   readonly #bulkhead: Bulkhead;
   #dummyHash: Promise<string> | undefined;
 
