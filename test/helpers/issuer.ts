@@ -1,0 +1,209 @@
+// Test harness: a real issuer (real database, real keys, real argon2) behind app.inject(),
+// with a fake clock and captured logs. One database per call, cloned from the run's template.
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+import type { FastifyInstance, LightMyRequestResponse } from "fastify";
+import { createLocalJWKSet, jwtVerify, type JWTPayload } from "jose";
+import pg from "pg";
+import { describe, inject } from "vitest";
+import { buildApp } from "../../src/app.ts";
+import { loadConfig, type Config } from "../../src/config.ts";
+import { FakeClock } from "../../src/domain/clock.ts";
+import { createLogger } from "../../src/logger.ts";
+import { createServices, type Services } from "../../src/services.ts";
+import { openPrismaStorage, type PrismaStorage } from "../../src/storage/prisma/index.ts";
+import { withDatabase } from "../setup/databases.ts";
+
+export type Flavor = "sqlite" | "postgres";
+
+/** The databases this run tests against: SQLite always, Postgres when TEST_DATABASE_URL is set. */
+export function flavors(): Flavor[] {
+  return inject("postgres") ? ["sqlite", "postgres"] : ["sqlite"];
+}
+
+/** describe() once per database, named "[sqlite]" / "[postgres]". */
+export function describeEachDb(name: string, body: (flavor: Flavor) => void): void {
+  for (const flavor of flavors()) describe(`${name} [${flavor}]`, () => body(flavor));
+}
+
+let counter = 0;
+
+/** A fresh, migrated, empty database; `drop` removes it. */
+export async function freshDatabase(flavor: Flavor): Promise<{ url: string; drop: () => Promise<void> }> {
+  if (flavor === "sqlite") {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "tessera-db-"));
+    const file = path.join(dir, "test.db");
+    copyFileSync(inject("sqliteTemplate"), file);
+    return { url: `file:${file}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }
+  const info = inject("postgres");
+  if (!info) throw new Error("Postgres is not configured for this run");
+  const name = `${info.prefix}_${process.pid}_${++counter}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client({ connectionString: info.adminUrl });
+  await admin.connect();
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await admin.query(`CREATE DATABASE "${name}" TEMPLATE "${info.template}"`);
+        break;
+      } catch (err) {
+        // Two workers cloning the same template at the same instant: wait and retry.
+        if (attempt > 20 || !/being accessed by other users/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+      }
+    }
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: withDatabase(info.adminUrl, name),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: info.adminUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+/** Collects every log line the issuer writes. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+    cb();
+  }
+  get text(): string {
+    return this.lines.join("\n");
+  }
+  parsed(): Record<string, unknown>[] {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+}
+
+export interface TestIssuer {
+  app: FastifyInstance;
+  services: Services;
+  storage: PrismaStorage;
+  config: Config;
+  clock: FakeClock;
+  logs: LogCapture;
+  databaseUrl: string;
+  keysDir: string;
+  close(): Promise<void>;
+}
+
+export interface IssuerOptions {
+  env?: Record<string, string>;
+  clock?: FakeClock;
+  /** reuse an existing database / keys dir (e.g. a second instance) */
+  databaseUrl?: string;
+  keysDir?: string;
+}
+
+export async function startIssuer(flavor: Flavor, opts: IssuerOptions = {}): Promise<TestIssuer> {
+  const db = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => undefined } : await freshDatabase(flavor);
+  const ownKeys = !opts.keysDir;
+  const keysDir = opts.keysDir ?? mkdtempSync(path.join(os.tmpdir(), "tessera-keys-"));
+  const config = loadConfig({
+    ISSUER: "https://issuer.test",
+    DATABASE_URL: db.url,
+    KEYS_DIR: keysDir,
+    LOG_LEVEL: "info",
+    ALLOWED_ORIGINS: "https://app.test",
+    ...opts.env,
+  });
+  const clock = opts.clock ?? new FakeClock(new Date());
+  const logs = new LogCapture();
+  const logger = createLogger(config.logLevel, logs);
+  const storage = await openPrismaStorage(db.url);
+  const services = await createServices(config, logger, { clock, storage });
+  const app = await buildApp(services, logger);
+  await app.ready();
+  return {
+    app,
+    services,
+    storage,
+    config,
+    clock,
+    logs,
+    databaseUrl: db.url,
+    keysDir,
+    async close() {
+      await app.close();
+      await storage.close();
+      if (!opts.databaseUrl) await db.drop();
+      if (ownKeys) rmSync(keysDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---- protocol helpers: what a client does ----
+
+export const form = (params: Record<string, string>) => ({
+  headers: { "content-type": "application/x-www-form-urlencoded" },
+  payload: new URLSearchParams(params).toString(),
+});
+
+let userCounter = 0;
+export const uniqueEmail = (tag = "user") => `${tag}.${process.pid}.${++userCounter}.${Date.now()}@example.test`;
+export const PASSWORD = "correct horse battery staple";
+
+export async function register(app: FastifyInstance, email = uniqueEmail(), password = PASSWORD) {
+  const res = await app.inject({ method: "POST", url: "/auth/register", payload: { email, password } });
+  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`);
+  return { email, password, id: (res.json() as { id: string }).id };
+}
+
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  expires_in: number;
+  token_type: string;
+  scope: string;
+}
+
+export function passwordGrant(app: FastifyInstance, username: string, password: string, extra: Record<string, string> = {}) {
+  return app.inject({
+    method: "POST",
+    url: "/oauth/token",
+    ...form({ grant_type: "password", username, password, client_id: "web", ...extra }),
+  });
+}
+
+export function refreshGrant(app: FastifyInstance, refreshToken: string, extra: Record<string, string> = {}) {
+  return app.inject({
+    method: "POST",
+    url: "/oauth/token",
+    ...form({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: "web", ...extra }),
+  });
+}
+
+/** Register a user and log in with the password grant. */
+export async function login(app: FastifyInstance): Promise<TokenPair & { userId: string; email: string }> {
+  const user = await register(app);
+  const res = await passwordGrant(app, user.email, user.password);
+  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`);
+  return { ...(res.json() as TokenPair), userId: user.id, email: user.email };
+}
+
+/** Verify an access token the way a microservice must: JWKS from the issuer, every check pinned. */
+export async function verifyAccessToken(issuer: TestIssuer, token: string, algorithms = [issuer.config.signingAlg]): Promise<JWTPayload> {
+  const jwksRes = await issuer.app.inject({ method: "GET", url: "/.well-known/jwks.json" });
+  const jwks = createLocalJWKSet(jwksRes.json());
+  const { payload } = await jwtVerify(token, jwks, {
+    algorithms,
+    issuer: issuer.config.issuer,
+    audience: issuer.config.accessTokenAudience,
+    typ: "at+jwt",
+    currentDate: issuer.clock.now(),
+  });
+  return payload;
+}
+
+export function errorOf(res: LightMyRequestResponse): { status: number; error: string; description: string } {
+  const body = res.json() as { error: string; error_description: string };
+  return { status: res.statusCode, error: body.error, description: body.error_description };
+}

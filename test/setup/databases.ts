@@ -1,0 +1,60 @@
+// Global setup: migrate one template database per flavour, once per run. Each test file then
+// clones its own database from it (a file copy for SQLite, CREATE DATABASE ... TEMPLATE for
+// Postgres), so files never share state and no file pays for migrations.
+// TEST_DATABASE_URL=postgresql://... adds Postgres; without it only SQLite runs, unless
+// TESSERA_REQUIRE_POSTGRES=1, which makes a missing or unreachable Postgres fail the run.
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import type { TestProject } from "vitest/node";
+import { migrate } from "../../src/storage/prisma/migrate.ts";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    sqliteTemplate: string;
+    postgres: { adminUrl: string; template: string; prefix: string } | null;
+  }
+}
+
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+export default async function setup(project: TestProject) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "tessera-test-"));
+  const sqliteTemplate = path.join(dir, "template.db");
+  await migrate(`file:${sqliteTemplate}`);
+  project.provide("sqliteTemplate", sqliteTemplate);
+
+  const adminUrl = process.env.TEST_DATABASE_URL;
+  let cleanupPg: (() => Promise<void>) | undefined;
+  if (adminUrl) {
+    const prefix = `tessera_t${process.pid}_${Date.now().toString(36)}`;
+    const template = `${prefix}_tmpl`;
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE "${template}"`);
+    await admin.end();
+    await migrate(withDatabase(adminUrl, template));
+    project.provide("postgres", { adminUrl, template, prefix });
+    cleanupPg = async () => {
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      const { rows } = await c.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE $1", [`${prefix}%`]);
+      for (const { datname } of rows) await c.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+      await c.end();
+    };
+  } else if (process.env.TESSERA_REQUIRE_POSTGRES === "1") {
+    throw new Error("TESSERA_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set: the Postgres suite would be skipped");
+  } else {
+    project.provide("postgres", null);
+  }
+
+  return async () => {
+    await cleanupPg?.();
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
