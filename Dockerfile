@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1
+# Tessera: build stage compiles TypeScript and native modules; the runtime stage has only
+# production dependencies and runs as a non-root user. Keys and SQLite data live on volumes.
+
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+# Toolchain for better-sqlite3 should its prebuilt binary be unavailable.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+# Install scripts are run explicitly below (only better-sqlite3 needs one), the same decision
+# package.json's allowScripts records for npm 11.
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+ && npm rebuild better-sqlite3
+COPY prisma.config.ts tsconfig.json tsconfig.build.json ./
+COPY prisma ./prisma
+COPY scripts ./scripts
+COPY src ./src
+RUN node scripts/prisma-generate.mjs \
+ && npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
+
+FROM node:22-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=3000 \
+    DATABASE_URL=file:/data/tessera.db \
+    KEYS_DIR=/keys
+WORKDIR /app
+RUN groupadd --system --gid 10001 tessera \
+ && useradd --system --uid 10001 --gid tessera --home-dir /app --shell /usr/sbin/nologin tessera \
+ && mkdir -p /data /keys \
+ && chown tessera:tessera /data /keys \
+ && chmod 700 /keys
+# Application files are owned by root and read-only for the service user.
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/prisma ./prisma
+COPY --from=build /app/prisma.config.ts /app/package.json ./
+USER tessera
+VOLUME ["/data", "/keys"]
+EXPOSE 3000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# server.js applies migrations, creates a signing key on first start, and drains on SIGTERM.
+CMD ["node", "dist/src/server.js"]
