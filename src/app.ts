@@ -30,7 +30,11 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     bodyLimit: 64 * 1024,
     trustProxy: config.trustProxy,
     return503OnClosing: true,
+    // Schemas validate, they do not convert: a JSON number is not a password.
+    ajv: { customOptions: { coerceTypes: false } },
   });
+  // Only form and JSON bodies are accepted anywhere; anything else is 415.
+  app.removeContentTypeParser("text/plain");
 
   await app.register(cookie);
   await app.register(formbody);

@@ -18,6 +18,23 @@ export const REDACT_PATHS = [
   ...SECRET_FIELDS.map((f) => `*.${f}`),
 ];
 
+/**
+ * Errors are logged by type, code, first message line and stack frames only. Database client
+ * errors can quote the arguments of the failed call on later message lines (hashes, emails);
+ * those never reach the log.
+ */
+export function serializeError(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { message: String(err).split("\n")[0] };
+  const code = (err as { code?: unknown }).code;
+  const frames = (err.stack ?? "").split("\n").filter((l) => /^\s+at /.test(l));
+  return {
+    type: err.name,
+    ...(typeof code === "string" || typeof code === "number" ? { code } : {}),
+    message: err.message.split("\n")[0]?.slice(0, 300),
+    stack: frames.slice(0, 12).join("\n"),
+  };
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
@@ -25,6 +42,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       base: { service: "tessera" },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      serializers: { err: serializeError },
     },
     destination,
   );

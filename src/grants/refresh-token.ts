@@ -9,7 +9,7 @@ function narrowScope(sessionScope: string, requested: string | undefined): strin
   const granted = sessionScope.split(" ").filter(Boolean);
   const wanted = [...new Set(requested.split(" ").filter(Boolean))];
   const extra = wanted.filter((s) => !granted.includes(s));
-  if (extra.length > 0) throw new InvalidScope(`Scope exceeds what the session was granted: ${extra.join(" ")}.`);
+  if (extra.length > 0) throw new InvalidScope(`Scope exceeds what the session was granted: ${extra.join(" ").slice(0, 200)}.`);
   return wanted.join(" ");
 }
 

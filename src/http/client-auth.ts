@@ -15,7 +15,9 @@ function decodeBasic(header: string): { id: string; secret: string } {
   try {
     // §2.3.1: id and secret are form-urlencoded before base64.
     const formDecode = (s: string) => decodeURIComponent(s.replace(/\+/g, " "));
-    return { id: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
+    const id = formDecode(decoded.slice(0, colon));
+    if (/\0|\p{Cs}/u.test(id)) throw new Error("invalid client id");
+    return { id, secret: formDecode(decoded.slice(colon + 1)) };
   } catch {
     throw new InvalidClient("The Authorization header is malformed.", BASIC_CHALLENGE);
   }

@@ -11,6 +11,8 @@ export function readParams(body: unknown): Record<string, string> {
   for (const [name, value] of Object.entries(body as Record<string, unknown>)) {
     if (Array.isArray(value)) throw new InvalidRequest(`The ${name} parameter must not be repeated.`);
     if (typeof value !== "string") throw new InvalidRequest(`The ${name} parameter must be a string.`);
+    // NUL cannot be stored by Postgres and lone surrogates by Prisma: neither is a valid value.
+    if (/\0|\p{Cs}/u.test(value)) throw new InvalidRequest(`The ${name} parameter contains invalid characters.`);
     params[name] = value;
   }
   return params;

@@ -105,13 +105,52 @@ export async function generateSigningKey(alg: SigningAlg, state: KeyState, creat
   return { key, file: { kid, alg, state, createdAt: createdAt.toISOString(), privateJwk: { ...privateJwk, kid, alg } } };
 }
 
-/** Loads the keys; on first start (no active key of `alg`) generates one. */
+const LOCK_STALE_MS = 30_000;
+
+/**
+ * Runs `fn` holding KEYS_DIR's lock file (created with O_EXCL, so one holder across processes).
+ * A lock older than 30 s is from a crashed holder and is broken.
+ */
+export async function withDirLock<T>(dir: string, fn: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
+  await ensureDir(dir);
+  const lock = path.join(dir, ".lock");
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const fh = await fs.open(lock, "wx", 0o600);
+      await fh.writeFile(`${process.pid} ${new Date().toISOString()}\n`);
+      await fh.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const st = await fs.stat(lock).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) {
+        await fs.unlink(lock).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() > deadline) throw new KeyStoreError(`${lock} is held by another process; remove it if no rotation is running`);
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await fs.unlink(lock).catch(() => undefined);
+  }
+}
+
+/** Loads the keys; on first start (no key at all) generates the first, active key. */
 export async function ensureSigningKey(dir: string, alg: SigningAlg, now: Date): Promise<SigningKey[]> {
   const keys = await loadKeys(dir);
   if (keys.some((k) => k.state === "active" && k.alg === alg)) return keys;
-  const { key, file } = await generateSigningKey(alg, "active", now);
-  await writeNewFileAtomic(path.join(dir, `${key.kid}.json`), JSON.stringify(file, null, 2) + "\n");
-  return loadKeys(dir);
+  // Instances starting together on an empty KEYS_DIR: the lock makes exactly one create the key.
+  return withDirLock(dir, async () => {
+    const current = await loadKeys(dir);
+    if (current.some((k) => k.state === "active" && k.alg === alg)) return current;
+    const { key, file } = await generateSigningKey(alg, "active", now);
+    await writeNewFileAtomic(path.join(dir, `${key.kid}.json`), JSON.stringify(file, null, 2) + "\n");
+    return loadKeys(dir);
+  });
 }
 
 /**

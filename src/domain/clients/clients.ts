@@ -56,6 +56,6 @@ export function grantScope(client: ClientRecord, requested: string | undefined):
   // scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
   if (wanted.some((s) => !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s))) throw new InvalidScope("The scope parameter is malformed.");
   const denied = wanted.filter((s) => !client.scopes.includes(s));
-  if (denied.length > 0) throw new InvalidScope(`Scope not allowed for this client: ${denied.join(" ")}.`);
+  if (denied.length > 0) throw new InvalidScope(`Scope not allowed for this client: ${denied.join(" ").slice(0, 200)}.`);
   return wanted.join(" ");
 }

@@ -52,7 +52,19 @@ export class PasswordHasher {
         return false; // a malformed stored hash never authenticates
       }
     });
-    return { ok, needsRehash: ok && argon2.needsRehash(hash, this.#options) };
+    return { ok, needsRehash: ok && this.#weakerThanConfigured(hash) };
+  }
+
+  /**
+   * Rehash only upwards. argon2.needsRehash is true whenever parameters differ, so during a
+   * rolling upgrade an instance still on lower parameters would downgrade fresh hashes.
+   */
+  #weakerThanConfigured(hash: string): boolean {
+    const m = /^\$argon2id\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(hash);
+    if (!m) return true; // another variant, or unparseable: replace it
+    const [v, mem, t, p] = m.slice(1).map(Number) as [number, number, number, number];
+    const o = this.#options;
+    return v < 0x13 || mem < o.memoryCost || t < o.timeCost || p < o.parallelism;
   }
 
   /**

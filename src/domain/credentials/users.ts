@@ -10,7 +10,7 @@ import { checkPasswordPolicy, type PasswordHasher } from "./passwords.ts";
 /** NFKC, trimmed, lower-cased; rejects what is not plausibly an address. */
 export function normalizeEmail(raw: string): string {
   const email = raw.normalize("NFKC").trim().toLowerCase();
-  if (email.length > 254 || !/^[^\s@]+@[^\s@]+$/.test(email)) {
+  if (email.length > 254 || !/^[^\s@]+@[^\s@]+$/.test(email) || /[\p{Cc}\p{Cs}]/u.test(email)) {
     throw new InvalidRequest("The email address is not valid.");
   }
   return email;

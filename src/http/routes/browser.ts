@@ -72,14 +72,14 @@ export function browserRoutes(app: FastifyInstance, s: Services): void {
     return reply.status(201).header("cache-control", "no-store").send({ id: user.id, email: user.email });
   });
 
-  app.post("/auth/login", { schema: { body: credentialsBody }, preHandler: csrfGuard }, async (request, reply) => {
+  app.post("/auth/login", { schema: { body: credentialsBody }, onRequest: csrfGuard }, async (request, reply) => {
     const { email, password } = request.body as { email: string; password: string };
     const client = await webClient();
     const result = await passwordGrant.handle({ params: { username: email, password }, client }, s);
     return browserReply(reply, result);
   });
 
-  app.post("/auth/refresh", { preHandler: csrfGuard }, async (request, reply) => {
+  app.post("/auth/refresh", { onRequest: csrfGuard }, async (request, reply) => {
     const presented = request.cookies[REFRESH_COOKIE];
     if (!presented) throw new Unauthorized("invalid_grant", "No refresh token cookie was sent.");
     const client = await webClient();
@@ -94,7 +94,7 @@ export function browserRoutes(app: FastifyInstance, s: Services): void {
     }
   });
 
-  app.post("/auth/logout", { preHandler: csrfGuard }, async (request, reply) => {
+  app.post("/auth/logout", { onRequest: csrfGuard }, async (request, reply) => {
     const presented = request.cookies[REFRESH_COOKIE];
     if (presented) await s.families.revokeByToken(presented, "logout");
     clearRefreshCookie(reply);

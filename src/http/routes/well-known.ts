@@ -3,6 +3,14 @@ import type { FastifyInstance } from "fastify";
 import { grants } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
 
+/** RFC 9110 §13.1.2: "*" or a list of entity tags, compared weakly (W/ prefixes ignored). */
+function ifNoneMatch(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  if (header.trim() === "*") return true;
+  const opaque = (t: string) => t.trim().replace(/^W\//, "");
+  return header.split(",").some((t) => opaque(t) === opaque(etag));
+}
+
 export function wellKnownRoutes(app: FastifyInstance, s: Services): void {
   const { config } = s;
 
@@ -13,7 +21,7 @@ export function wellKnownRoutes(app: FastifyInstance, s: Services): void {
       .header("content-type", "application/jwk-set+json")
       .header("cache-control", `public, max-age=${config.jwksMaxAge}`)
       .header("etag", etag);
-    if (request.headers["if-none-match"] === etag) return reply.status(304).send();
+    if (ifNoneMatch(request.headers["if-none-match"], etag)) return reply.status(304).send();
     return reply.send(body);
   });
 
