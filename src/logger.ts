@@ -23,16 +23,19 @@ export const REDACT_PATHS = [
  * errors can quote the arguments of the failed call on later message lines (hashes, emails);
  * those never reach the log.
  */
+/** First non-blank line: Prisma messages start with a newline. */
+const firstLine = (text: string): string => (text.split("\n").find((l) => l.trim() !== "") ?? "").trim().slice(0, 300);
+
 export function serializeError(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { message: String(err).split("\n")[0] };
-  const code = (err as { code?: unknown }).code;
+  const code = err && typeof err === "object" ? (err as { code?: unknown }).code : undefined;
+  const codeField = typeof code === "string" || typeof code === "number" ? { code } : {};
+  if (!(err instanceof Error)) {
+    // Call sites that log { err: { message, code } } (already reduced) keep their message.
+    const message = err && typeof err === "object" ? (err as { message?: unknown }).message : err;
+    return { ...codeField, message: firstLine(String(message)) };
+  }
   const frames = (err.stack ?? "").split("\n").filter((l) => /^\s+at /.test(l));
-  return {
-    type: err.name,
-    ...(typeof code === "string" || typeof code === "number" ? { code } : {}),
-    message: err.message.split("\n")[0]?.slice(0, 300),
-    stack: frames.slice(0, 12).join("\n"),
-  };
+  return { type: err.name, ...codeField, message: firstLine(err.message), stack: frames.slice(0, 12).join("\n") };
 }
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {

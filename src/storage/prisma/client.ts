@@ -30,6 +30,9 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db:
       max: opts.poolSize ?? 10,
       // Fail fast when the database is down instead of queueing requests forever.
       connectionTimeoutMillis: 3000,
+      // A database that stops answering (partition, frozen host) must not hang a request on an
+      // already-open connection: give up on a query after 5 s (-> 503, connection discarded).
+      query_timeout: 5000,
     });
     const db = new PostgresClient({ adapter }) as unknown as Db;
     return { db, flavor: "postgres" };

@@ -24,7 +24,7 @@ const UNAVAILABLE_NET_CODES = new Set([
   "SQLITE_IOERR",
 ]);
 const UNAVAILABLE_MESSAGES =
-  /ECONNREFUSED|ECONNRESET|Connection terminated|connection timeout|timeout exceeded when trying to connect|Can't reach database|database is locked|DatabaseNotReachable|SocketTimeout|ConnectionClosed|TooManyConnections/i;
+  /ECONNREFUSED|ECONNRESET|Connection terminated|connection timeout|Query read timeout|timeout exceeded when trying to connect|Can't reach database|database is locked|DatabaseNotReachable|SocketTimeout|ConnectionClosed|TooManyConnections/i;
 
 function* causes(err: unknown): Generator<Record<string, unknown>> {
   let cur: unknown = err;
