@@ -48,6 +48,20 @@ export interface Config {
   pruneInterval: number;
   migrateOnStart: boolean;
   trustProxy: boolean;
+  /** where signing keys live: one file per key in KEYS_DIR, or the database */
+  keyStore: "file" | "database";
+  /** KEYS_ENCRYPTION_KEY (base64, 32 bytes), or null */
+  keysEncryptionKey: string | null;
+  /** seconds a next key waits after a JWKS cache lifetime before it may sign */
+  keyPublishMargin: number;
+  /** seconds of clock difference tolerated between issuer and verifiers */
+  clockSkew: number;
+  /** seconds a key stays active */
+  keyRotationInterval: number;
+  /** seconds between key reloads of a running instance */
+  keysReloadInterval: number;
+  /** RSA key size for RS256/PS256 */
+  rsaModulusLength: 2048 | 3072;
 }
 
 export class ConfigError extends Error {
@@ -161,6 +175,22 @@ export function loadConfig(env: Env = process.env): Config {
     parallelism: int("ARGON2_PARALLELISM", 1, 1, 16),
   };
 
+  const keyStoreRaw = str("KEY_STORE", "file");
+  if (keyStoreRaw !== "file" && keyStoreRaw !== "database") {
+    problems.push(`KEY_STORE=${JSON.stringify(keyStoreRaw)}: expected file or database`);
+  }
+  const keysEncryptionKey = env.KEYS_ENCRYPTION_KEY ? env.KEYS_ENCRYPTION_KEY.trim() : null;
+  if (keysEncryptionKey !== null) {
+    const bytes = Buffer.from(keysEncryptionKey, /[-_]/.test(keysEncryptionKey) ? "base64url" : "base64");
+    if (bytes.length !== 32) problems.push(`KEYS_ENCRYPTION_KEY: expected 32 bytes, base64-encoded (got ${bytes.length} bytes)`);
+  } else if (keyStoreRaw === "database") {
+    problems.push("KEYS_ENCRYPTION_KEY: required with KEY_STORE=database (keys are stored sealed); generate one with: openssl rand -base64 32");
+  }
+  const rsaModulusLength = int("RSA_MODULUS_LENGTH", 2048, 2048, 3072);
+  if (rsaModulusLength !== 2048 && rsaModulusLength !== 3072) {
+    problems.push(`RSA_MODULUS_LENGTH=${rsaModulusLength}: expected 2048 or 3072`);
+  }
+
   const config: Config = {
     port,
     host,
@@ -186,6 +216,13 @@ export function loadConfig(env: Env = process.env): Config {
     pruneInterval: duration("PRUNE_INTERVAL", 3600, 0),
     migrateOnStart: bool("MIGRATE_ON_START", true),
     trustProxy: bool("TRUST_PROXY", false),
+    keyStore: keyStoreRaw === "database" ? "database" : "file",
+    keysEncryptionKey,
+    keyPublishMargin: duration("KEY_PUBLISH_MARGIN", 30, 0),
+    clockSkew: duration("CLOCK_SKEW", 60, 0),
+    keyRotationInterval: duration("KEY_ROTATION_INTERVAL", 30 * 86400, 1),
+    keysReloadInterval: duration("KEYS_RELOAD_INTERVAL", 10, 1),
+    rsaModulusLength: rsaModulusLength === 3072 ? 3072 : 2048,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ ...config, argon2: Object.freeze(argon2), allowedOrigins: Object.freeze([...allowedOrigins]) as string[] });

@@ -26,6 +26,9 @@ async function main(): Promise<void> {
     const services = await createServices(config, logger);
     const app = await buildApp(services, logger);
 
+    // Pick up rotations done by the script, the CLI or another instance.
+    services.keyReloader.start(config.keysReloadInterval);
+
     const pruneTimer =
       config.pruneInterval > 0
         ? setInterval(() => {
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
       closing = true;
       logger.info({ signal }, "shutting down: draining in-flight requests");
       clearInterval(pruneTimer);
+      services.keyReloader.stop();
       const force = setTimeout(() => {
         logger.error("shutdown took longer than 15s; exiting");
         process.exit(1);

@@ -6,18 +6,25 @@ import { systemClock, type Clock } from "./domain/clock.ts";
 import { Clients } from "./domain/clients/clients.ts";
 import { PasswordHasher } from "./domain/credentials/passwords.ts";
 import { Users } from "./domain/credentials/users.ts";
+import { KeyManager } from "./domain/keys/key-manager.ts";
 import { KeyRing } from "./domain/keys/key-ring.ts";
+import type { KeyPolicy } from "./domain/keys/lifecycle.ts";
+import { KeyReloader } from "./domain/keys/reloader.ts";
+import { parseEncryptionKey } from "./domain/keys/sealing.ts";
 import { RefreshFamilies } from "./domain/sessions/refresh-families.ts";
 import { AccessTokenIssuer } from "./domain/tokens/access-token.ts";
-import { ensureSigningKey, loadOrCreateSecret } from "./storage/keys-file.ts";
+import { FileKeyStore, loadOrCreateSecret } from "./storage/keys-file.ts";
 import { openPrismaStorage } from "./storage/prisma/index.ts";
-import type { Storage } from "./storage/ports.ts";
+import type { KeyStore, Storage } from "./storage/ports.ts";
 
 export interface Services {
   config: Config;
   clock: Clock;
   storage: Storage;
   keys: KeyRing;
+  keyStore: KeyStore;
+  keyManager: KeyManager;
+  keyReloader: KeyReloader;
   users: Users;
   clients: Clients;
   families: RefreshFamilies;
@@ -29,17 +36,66 @@ export interface Services {
 export interface ServiceOverrides {
   clock?: Clock;
   storage?: Storage;
-  /** REFRESH_TOKEN_SECRET, base64; otherwise a secret file in KEYS_DIR */
+  /** REFRESH_TOKEN_SECRET, base64; otherwise a secret kept by the key store */
   refreshTokenSecret?: string;
+}
+
+export function keyPolicy(config: Config): KeyPolicy {
+  return {
+    jwksMaxAge: config.jwksMaxAge,
+    keyPublishMargin: config.keyPublishMargin,
+    clockSkew: config.clockSkew,
+    reloadInterval: config.keysReloadInterval,
+    accessTokenTtl: config.accessTokenTtl,
+    rotationInterval: config.keyRotationInterval,
+  };
+}
+
+export function openKeyStore(config: Config, storage: Storage): KeyStore {
+  const encryptionKey = config.keysEncryptionKey ? parseEncryptionKey(config.keysEncryptionKey) : null;
+  if (config.keyStore === "database") {
+    if (!encryptionKey) throw new Error("KEY_STORE=database requires KEYS_ENCRYPTION_KEY");
+    return storage.keyStore(encryptionKey);
+  }
+  return new FileKeyStore(config.keysDir, encryptionKey);
+}
+
+/** What the key scripts need: the store, the manager, and audit events for what they do. */
+export function createKeyManager(config: Config, storage: Storage, keyStore: KeyStore, audit: Audit, clock: Clock): KeyManager {
+  return new KeyManager({
+    store: keyStore,
+    clock,
+    policy: keyPolicy(config),
+    signingAlg: config.signingAlg,
+    rsaModulusLength: config.rsaModulusLength,
+    onEvent: (e) => audit.record(e.type, { details: { kid: e.kid, alg: e.alg, ...e.details } }),
+  });
 }
 
 export async function createServices(config: Config, logger: AuditLogger, overrides: ServiceOverrides = {}): Promise<Services> {
   const clock = overrides.clock ?? systemClock;
   const storage = overrides.storage ?? (await openPrismaStorage(config.databaseUrl));
   try {
-    const keys = new KeyRing(await ensureSigningKey(config.keysDir, config.signingAlg, clock.now()), config.signingAlg);
-    const secret = await loadOrCreateSecret(config.keysDir, "refresh-token", overrides.refreshTokenSecret ?? process.env.REFRESH_TOKEN_SECRET);
     const audit = new Audit(storage.audit, logger, clock);
+    const keyStore = openKeyStore(config, storage);
+    const keyManager = createKeyManager(config, storage, keyStore, audit, clock);
+    await keyManager.ensureInitialKey();
+    const keys = new KeyRing([], config.signingAlg);
+    const keyReloader = new KeyReloader(
+      keyStore,
+      keys,
+      (err) => logger.error({ err: { message: err.message } }, "key reload failed; keeping the current keys"),
+      (loaded) =>
+        logger.info({ keys: loaded.map((k) => ({ kid: k.kid, alg: k.alg, state: k.state })) }, "signing keys loaded"),
+    );
+    await keyReloader.reload();
+
+    const envSecret = overrides.refreshTokenSecret ?? process.env.REFRESH_TOKEN_SECRET;
+    const secret =
+      keyStore.kind === "file" || envSecret
+        ? await loadOrCreateSecret(config.keysDir, "refresh-token", envSecret)
+        : await keyStore.secret("refresh-token");
+
     const hasher = new PasswordHasher(config.argon2, {
       concurrency: config.passwordHashConcurrency,
       queue: config.passwordHashQueue,
@@ -63,6 +119,9 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       clock,
       storage,
       keys,
+      keyStore,
+      keyManager,
+      keyReloader,
       audit,
       hasher,
       users: new Users(storage.users, hasher, audit, clock),

@@ -12,7 +12,13 @@ export type AuditEventType =
   | "refresh.reuse_detected"
   | "refresh.grace_retry"
   | "session.revoked"
-  | "sessions.pruned";
+  | "sessions.pruned"
+  | "key.created"
+  | "key.activated"
+  | "key.retired"
+  | "key.removed"
+  | "key.revoked"
+  | "keys.reloaded";
 
 /** The logging surface the domain needs; pino's logger satisfies it. */
 export interface AuditLogger {
@@ -28,7 +34,7 @@ export interface AuditFields {
   details?: Record<string, unknown>;
 }
 
-const WARN: ReadonlySet<AuditEventType> = new Set(["refresh.reuse_detected", "login.failed"]);
+const WARN: ReadonlySet<AuditEventType> = new Set(["refresh.reuse_detected", "login.failed", "key.revoked"]);
 
 export class Audit {
   /** events by type since start; what a metrics endpoint reads */

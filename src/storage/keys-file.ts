@@ -1,13 +1,18 @@
-// File key store: one JSON file per key in KEYS_DIR, mode 0600, written atomically (temp
-// file, fsync, link into place), never overwritten. A key file that is readable by group or
-// others, or unreadable, stops the start with a message that says what to do.
+// File key store (KEY_STORE=file, the default): one JSON file per key in KEYS_DIR, mode 0600,
+// written atomically (temp file, fsync, then link for new files / rename for updates). A key
+// file readable by group or others, or unreadable, stops the start with a message that says what
+// to do. With KEYS_ENCRYPTION_KEY set, private keys are sealed (AES-256-GCM, kid as AAD).
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import type { JWK } from "jose";
 import type { SigningAlg } from "../config.ts";
 import { SIGNING_ALGS } from "../config.ts";
-import type { KeyState, SigningKey } from "../domain/keys/key-ring.ts";
+import { generateKey, toSigningKey } from "../domain/keys/generate.ts";
+import type { SigningKey } from "../domain/keys/key-ring.ts";
+import type { KeyState } from "../domain/keys/lifecycle.ts";
+import { seal, unseal, type SealedKey } from "../domain/keys/sealing.ts";
+import type { KeyStatePatch, KeyStore, KeyStoreTx, StoredKey } from "./ports.ts";
 
 export class KeyStoreError extends Error {
   constructor(message: string) {
@@ -21,11 +26,13 @@ interface KeyFile {
   alg: SigningAlg;
   state: KeyState;
   createdAt: string;
-  privateJwk: JWK;
+  activatedAt?: string | null;
+  retiredAt?: string | null;
+  privateJwk?: JWK;
+  sealed?: SealedKey;
 }
 
 const KEY_STATES: readonly KeyState[] = ["next", "active", "retired"];
-const PUBLIC_ONLY = ["kty", "crv", "x", "y", "n", "e"] as const;
 
 async function checkOwnerOnly(file: string): Promise<void> {
   const st = await fs.stat(file);
@@ -37,9 +44,8 @@ async function checkOwnerOnly(file: string): Promise<void> {
   }
 }
 
-/** Write `data` to `file` atomically with mode 0600; fails with EEXIST if the file exists. */
-export async function writeNewFileAtomic(file: string, data: string | Buffer): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.tmp-${randomBytes(8).toString("hex")}`);
+async function writeTemp(dir: string, data: string | Buffer): Promise<string> {
+  const tmp = path.join(dir, `.tmp-${randomBytes(8).toString("hex")}`);
   const fh = await fs.open(tmp, "wx", 0o600);
   try {
     await fh.writeFile(data);
@@ -47,6 +53,12 @@ export async function writeNewFileAtomic(file: string, data: string | Buffer): P
   } finally {
     await fh.close();
   }
+  return tmp;
+}
+
+/** Write `data` to `file` atomically with mode 0600; fails with EEXIST if the file exists. */
+export async function writeNewFileAtomic(file: string, data: string | Buffer): Promise<void> {
+  const tmp = await writeTemp(path.dirname(file), data);
   try {
     await fs.link(tmp, file); // atomic, and refuses to replace an existing file
   } finally {
@@ -54,55 +66,19 @@ export async function writeNewFileAtomic(file: string, data: string | Buffer): P
   }
 }
 
+/** Replace `file` atomically (readers see the old or the new content, never a mix). */
+async function replaceFileAtomic(file: string, data: string | Buffer): Promise<void> {
+  const tmp = await writeTemp(path.dirname(file), data);
+  try {
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
 async function ensureDir(dir: string): Promise<void> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-}
-
-async function parseKeyFile(file: string): Promise<SigningKey> {
-  await checkOwnerOnly(file);
-  let parsed: KeyFile;
-  try {
-    parsed = JSON.parse(await fs.readFile(file, "utf8")) as KeyFile;
-  } catch (err) {
-    throw new KeyStoreError(`${file} is not a valid key file (${(err as Error).message}); restore it from backup or remove it`);
-  }
-  const { kid, alg, state, createdAt, privateJwk } = parsed ?? ({} as KeyFile);
-  if (
-    typeof kid !== "string" ||
-    !SIGNING_ALGS.includes(alg) ||
-    !KEY_STATES.includes(state) ||
-    Number.isNaN(Date.parse(createdAt)) ||
-    typeof privateJwk !== "object" ||
-    privateJwk === null
-  ) {
-    throw new KeyStoreError(`${file} is not a valid key file (missing or bad kid, alg, state, createdAt or privateJwk)`);
-  }
-  try {
-    const privateKey = await importJWK(privateJwk, alg);
-    const publicJwk: JWK = {};
-    for (const m of PUBLIC_ONLY) if (typeof privateJwk[m] === "string") publicJwk[m] = privateJwk[m];
-    return { kid, alg, state, createdAt: new Date(createdAt), privateKey: privateKey as SigningKey["privateKey"], publicJwk };
-  } catch (err) {
-    throw new KeyStoreError(`${file} holds a key that cannot be imported as ${alg} (${(err as Error).message})`);
-  }
-}
-
-export async function loadKeys(dir: string): Promise<SigningKey[]> {
-  await ensureDir(dir);
-  const names = (await fs.readdir(dir)).filter((n) => n.endsWith(".json") && !n.startsWith(".")).sort();
-  return Promise.all(names.map((n) => parseKeyFile(path.join(dir, n))));
-}
-
-export async function generateSigningKey(alg: SigningAlg, state: KeyState, createdAt: Date): Promise<{ key: SigningKey; file: KeyFile }> {
-  const options = alg === "RS256" || alg === "PS256" ? { modulusLength: 2048, extractable: true } : { extractable: true };
-  const { privateKey } = await generateKeyPair(alg, options);
-  const privateJwk = await exportJWK(privateKey);
-  const publicJwk: JWK = {};
-  for (const m of PUBLIC_ONLY) if (typeof privateJwk[m] === "string") publicJwk[m] = privateJwk[m];
-  // RFC 7638 thumbprint: a stable kid derived from the public key itself.
-  const kid = await calculateJwkThumbprint(publicJwk, "sha256");
-  const key: SigningKey = { kid, alg, state, createdAt, privateKey, publicJwk };
-  return { key, file: { kid, alg, state, createdAt: createdAt.toISOString(), privateJwk: { ...privateJwk, kid, alg } } };
 }
 
 const LOCK_STALE_MS = 30_000;
@@ -139,18 +115,118 @@ export async function withDirLock<T>(dir: string, fn: () => Promise<T>, timeoutM
   }
 }
 
-/** Loads the keys; on first start (no key at all) generates the first, active key. */
+const dateOrNull = (s: string | null | undefined): Date | null => (s ? new Date(s) : null);
+
+export class FileKeyStore implements KeyStore {
+  readonly kind = "file" as const;
+
+  constructor(
+    readonly dir: string,
+    private readonly encryptionKey: Buffer | null = null,
+  ) {}
+
+  private fileOf(kid: string): string {
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(kid)) throw new KeyStoreError(`invalid kid ${JSON.stringify(kid)}`);
+    return path.join(this.dir, `${kid}.json`);
+  }
+
+  private async parse(file: string): Promise<StoredKey> {
+    await checkOwnerOnly(file);
+    let parsed: KeyFile;
+    try {
+      parsed = JSON.parse(await fs.readFile(file, "utf8")) as KeyFile;
+    } catch (err) {
+      throw new KeyStoreError(`${file} is not a valid key file (${(err as Error).message}); restore it from backup or remove it`);
+    }
+    const { kid, alg, state, createdAt } = parsed ?? ({} as KeyFile);
+    if (typeof kid !== "string" || !SIGNING_ALGS.includes(alg) || !KEY_STATES.includes(state) || Number.isNaN(Date.parse(createdAt))) {
+      throw new KeyStoreError(`${file} is not a valid key file (missing or bad kid, alg, state or createdAt)`);
+    }
+    let privateJwk: JWK;
+    if (parsed.sealed) {
+      if (!this.encryptionKey) throw new KeyStoreError(`${file} is encrypted; set KEYS_ENCRYPTION_KEY to the key it was sealed with`);
+      try {
+        privateJwk = JSON.parse(unseal(parsed.sealed, kid, this.encryptionKey)) as JWK;
+      } catch (err) {
+        throw new KeyStoreError(`${file}: ${(err as Error).message}`);
+      }
+    } else if (parsed.privateJwk && typeof parsed.privateJwk === "object") {
+      privateJwk = parsed.privateJwk;
+    } else {
+      throw new KeyStoreError(`${file} is not a valid key file (no private key)`);
+    }
+    return {
+      kid,
+      alg,
+      state,
+      createdAt: new Date(createdAt),
+      // Files written before lifecycle timestamps existed: an active key became active when created.
+      activatedAt: dateOrNull(parsed.activatedAt) ?? (state === "active" ? new Date(createdAt) : null),
+      retiredAt: dateOrNull(parsed.retiredAt),
+      privateJwk,
+    };
+  }
+
+  private serialize(k: StoredKey): string {
+    const file: KeyFile = {
+      kid: k.kid,
+      alg: k.alg,
+      state: k.state,
+      createdAt: k.createdAt.toISOString(),
+      activatedAt: k.activatedAt?.toISOString() ?? null,
+      retiredAt: k.retiredAt?.toISOString() ?? null,
+      ...(this.encryptionKey
+        ? { sealed: seal(JSON.stringify(k.privateJwk), k.kid, this.encryptionKey) }
+        : { privateJwk: k.privateJwk }),
+    };
+    return JSON.stringify(file, null, 2) + "\n";
+  }
+
+  async list(): Promise<StoredKey[]> {
+    await ensureDir(this.dir);
+    const names = (await fs.readdir(this.dir)).filter((n) => n.endsWith(".json") && !n.startsWith(".")).sort();
+    return Promise.all(names.map((n) => this.parse(path.join(this.dir, n))));
+  }
+
+  async transaction<T>(fn: (tx: KeyStoreTx) => Promise<T>): Promise<T> {
+    return withDirLock(this.dir, () =>
+      fn({
+        list: () => this.list(),
+        insert: async (k) => writeNewFileAtomic(this.fileOf(k.kid), this.serialize(k)),
+        update: async (kid, patch: KeyStatePatch) => {
+          const current = await this.parse(this.fileOf(kid));
+          await replaceFileAtomic(this.fileOf(kid), this.serialize({ ...current, ...patch }));
+        },
+        remove: async (kid) => {
+          await fs.unlink(this.fileOf(kid)).catch((err: NodeJS.ErrnoException) => {
+            if (err.code !== "ENOENT") throw err;
+          });
+        },
+      }),
+    );
+  }
+
+  secret(name: string): Promise<Buffer> {
+    return loadOrCreateSecret(this.dir, name);
+  }
+}
+
+/** All keys in `dir`, imported for signing. */
+export async function loadKeys(dir: string, encryptionKey: Buffer | null = null): Promise<SigningKey[]> {
+  return Promise.all((await new FileKeyStore(dir, encryptionKey).list()).map(toSigningKey));
+}
+
+/** Loads the keys; on first start (no active key of `alg`) generates one under the lock. */
 export async function ensureSigningKey(dir: string, alg: SigningAlg, now: Date): Promise<SigningKey[]> {
-  const keys = await loadKeys(dir);
-  if (keys.some((k) => k.state === "active" && k.alg === alg)) return keys;
-  // Instances starting together on an empty KEYS_DIR: the lock makes exactly one create the key.
-  return withDirLock(dir, async () => {
-    const current = await loadKeys(dir);
-    if (current.some((k) => k.state === "active" && k.alg === alg)) return current;
-    const { key, file } = await generateSigningKey(alg, "active", now);
-    await writeNewFileAtomic(path.join(dir, `${key.kid}.json`), JSON.stringify(file, null, 2) + "\n");
-    return loadKeys(dir);
-  });
+  const store = new FileKeyStore(dir);
+  const keys = await store.list();
+  if (!keys.some((k) => k.state === "active" && k.alg === alg)) {
+    await store.transaction(async (tx) => {
+      if ((await tx.list()).some((k) => k.state === "active" && k.alg === alg)) return;
+      await tx.insert(await generateKey(alg, "active", now));
+    });
+  }
+  return loadKeys(dir);
 }
 
 /**
@@ -175,4 +251,3 @@ export async function loadOrCreateSecret(dir: string, name: string, fromEnv?: st
   if (secret.length !== 32) throw new KeyStoreError(`${file} is not a valid secret (expected 32 bytes, base64)`);
   return secret;
 }
-

@@ -130,4 +130,42 @@ export interface Storage {
   close(): Promise<void>;
   /** true when `err` means the database is unreachable (-> 503 + Retry-After, not 500) */
   isUnavailable(err: unknown): boolean;
+  /** the database key store (KEY_STORE=database), sealing with `encryptionKey` */
+  keyStore(encryptionKey: Buffer): KeyStore;
+}
+
+// ---- signing keys ----
+
+/** A signing key as stored: lifecycle metadata plus the private JWK (already unsealed). */
+export interface StoredKey {
+  kid: string;
+  alg: "ES256" | "RS256" | "PS256" | "EdDSA";
+  state: "next" | "active" | "retired";
+  createdAt: Date;
+  activatedAt: Date | null;
+  retiredAt: Date | null;
+  privateJwk: import("jose").JWK;
+}
+
+export type KeyStatePatch = Partial<Pick<StoredKey, "state" | "activatedAt" | "retiredAt">>;
+
+/** Operations inside one exclusive key-store transaction. */
+export interface KeyStoreTx {
+  list(): Promise<StoredKey[]>;
+  insert(key: StoredKey): Promise<void>;
+  update(kid: string, patch: KeyStatePatch): Promise<void>;
+  remove(kid: string): Promise<void>;
+}
+
+export interface KeyStore {
+  readonly kind: "file" | "database";
+  list(): Promise<StoredKey[]>;
+  /**
+   * Runs `fn` exclusively across processes (file lock, or a locked row in a database
+   * transaction). The database store commits all of `fn` or nothing; the file store applies
+   * each step atomically, and a crash between steps leaves a state the next run repairs.
+   */
+  transaction<T>(fn: (tx: KeyStoreTx) => Promise<T>): Promise<T>;
+  /** A named 32-byte server secret, created on first use, shared by every instance. */
+  secret(name: string): Promise<Buffer>;
 }

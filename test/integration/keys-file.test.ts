@@ -198,6 +198,9 @@ describe("createServices and the key files", () => {
         s.closed++;
       },
       isUnavailable: () => false,
+      keyStore: () => {
+        throw new Error("the file key store is under test");
+      },
     };
     return s;
   }

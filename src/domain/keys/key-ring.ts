@@ -5,13 +5,17 @@ import { createHash } from "node:crypto";
 import type { CryptoKey, JWK, KeyObject } from "jose";
 import type { SigningAlg } from "../../config.ts";
 
-export type KeyState = "next" | "active" | "retired";
+import type { KeyState } from "./lifecycle.ts";
+
+export type { KeyState };
 
 export interface SigningKey {
   kid: string;
   alg: SigningAlg;
   state: KeyState;
   createdAt: Date;
+  activatedAt: Date | null;
+  retiredAt: Date | null;
   privateKey: CryptoKey | KeyObject;
   /** public JWK as exported; filtered again when published */
   publicJwk: JWK;
@@ -72,17 +76,22 @@ export class KeyRing {
     return this.#jwks;
   }
 
-  /** The key that signs new tokens: the active key of the preferred algorithm. */
+  /**
+   * The key that signs new tokens: the newest active key of the preferred algorithm, or, while
+   * a deployment moves to that algorithm and its key is not yet active, the newest active key of
+   * another. Never a next or retired key.
+   */
   signer(alg: SigningAlg = this.preferredAlg): SigningKey {
-    // Newest active key first, so instances that raced to create a first key agree on one.
-    const key = this.#keys
-      .filter((k) => k.state === "active" && k.alg === alg)
-      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || a.kid.localeCompare(b.kid))[0];
+    const actives = this.#keys.filter((k) => k.state === "active").sort(newestFirst);
+    const key = actives.find((k) => k.alg === alg) ?? actives[0];
     if (!key) throw new NoSigningKeyError(alg);
     return key;
   }
 
   hasSigner(): boolean {
-    return this.#keys.some((k) => k.state === "active" && k.alg === this.preferredAlg);
+    return this.#keys.some((k) => k.state === "active");
   }
 }
+
+const newestFirst = (a: SigningKey, b: SigningKey) =>
+  (b.activatedAt ?? b.createdAt).getTime() - (a.activatedAt ?? a.createdAt).getTime() || a.kid.localeCompare(b.kid);

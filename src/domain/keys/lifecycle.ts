@@ -68,35 +68,37 @@ export function planRotation(keys: readonly KeyMeta[], signingAlg: SigningAlg, n
   const of = (alg: SigningAlg, state: KeyState) => keys.filter((k) => k.alg === alg && k.state === state).sort(newestFirst);
   const actives = of(signingAlg, "active");
   const nexts = of(signingAlg, "next");
+  const next = nexts[0];
 
-  if (actives.length === 0 && keys.every((k) => k.state !== "active")) {
-    // Nothing signs at all (first start, or every key revoked): a key must sign now.
-    actions.push({ type: "create_active", alg: signingAlg, reason: "no active key" });
+  for (const k of keys) {
+    const until = publishedUntil(k, p);
+    if (until !== null && now >= until) actions.push({ type: "remove", kid: k.kid });
   }
-
-  // Repair a crash between "activate new" and "retire old": keep only the newest active.
-  for (const extra of actives.slice(1)) actions.push({ type: "retire", kid: extra.kid, reason: "duplicate active key" });
-
-  // Extra next keys (two runs racing) are harmless but useless; retire removes them in time.
+  // Extra next keys (two racing runs of a store without a lock) are useless: drop them.
   for (const extra of nexts.slice(1)) actions.push({ type: "remove", kid: extra.kid });
 
+  if (!keys.some((k) => k.state === "active")) {
+    // Nothing signs at all (first start, or the active key was revoked): something must sign now.
+    // A next key that every cache already holds is the better choice; otherwise a new key.
+    if (next && now >= activatableAt(next, p)) actions.push({ type: "promote", kid: next.kid, alg: signingAlg, retire: [] });
+    else actions.push({ type: "create_active", alg: signingAlg, reason: "no active key" });
+    return actions;
+  }
+
+  // Repair a crash between "activate the new key" and "retire the old one": the newest active
+  // signs (KeyRing picks it), so retiring the others changes nothing a verifier sees.
+  for (const extra of actives.slice(1)) actions.push({ type: "retire", kid: extra.kid, reason: "superseded active key" });
+
   const current = actives[0];
-  const next = nexts[0];
-  // Other algorithms still signing (a deployment moving from one algorithm to another).
+  // Other algorithms still signing: a deployment moving from one algorithm to another.
   const otherActives = keys.filter((k) => k.state === "active" && k.alg !== signingAlg);
-  const due = current === undefined ? otherActives.length > 0 : now >= (rotationDueAt(current, p) ?? now);
+  const due = current === undefined || now >= (rotationDueAt(current, p) ?? now);
 
   if (next === undefined) {
     actions.push({ type: "create_next", alg: signingAlg });
   } else if (due && now >= activatableAt(next, p)) {
     const retire = [...(current ? [current.kid] : []), ...otherActives.map((k) => k.kid)];
     actions.push({ type: "promote", kid: next.kid, alg: signingAlg, retire });
-  }
-
-  for (const k of keys) {
-    if (k.state !== "retired") continue;
-    const until = publishedUntil(k, p);
-    if (until !== null && now >= until) actions.push({ type: "remove", kid: k.kid });
   }
   return actions;
 }

@@ -12,6 +12,7 @@ import type {
 import { EmailTakenError } from "../ports.ts";
 import { openDb, type Db, type DbFlavor, type OpenOptions } from "./client.ts";
 import { isUnavailable, isUniqueViolation } from "./errors.ts";
+import { DatabaseKeyStore } from "./key-store.ts";
 
 const list = (s: string): string[] => s.split(" ").filter(Boolean);
 const joinList = (a: readonly string[]): string => a.join(" ");
@@ -57,6 +58,8 @@ export function prismaStorage(db: Db, flavor: DbFlavor): PrismaStorage {
     db,
     flavor,
     isUnavailable,
+
+    keyStore: (encryptionKey: Buffer) => new DatabaseKeyStore(db, encryptionKey),
 
     async ping() {
       await db.$queryRawUnsafe("SELECT 1");
