@@ -104,11 +104,8 @@ export class RefreshFamilies {
     return session;
   }
 
-  async pruneDead(revokedRetentionSeconds = 86400): Promise<number> {
-    const now = this.clock.now();
-    const { sessions } = await this.store.pruneDead(now, addSeconds(now, -revokedRetentionSeconds));
-    if (sessions > 0) await this.audit.record("sessions.pruned", { details: { sessions } });
-    return sessions;
+  pruneDead(revokedRetentionSeconds = 86400): Promise<number> {
+    return pruneDeadSessions(this.store, this.clock, this.audit, revokedRetentionSeconds);
   }
 
   private async find(presented: string): Promise<RefreshTokenLookup> {
@@ -168,4 +165,16 @@ export class RefreshFamilies {
       expiresAt: idle < session.expiresAt ? idle : session.expiresAt,
     };
   }
+}
+
+/**
+ * Deletes sessions that can never be used again (past their absolute end, idle, or revoked
+ * more than `revokedRetentionSeconds` ago). Live sessions are untouched. Used by the server's
+ * schedule and by the rotation script.
+ */
+export async function pruneDeadSessions(store: SessionStore, clock: Clock, audit: Audit, revokedRetentionSeconds = 86400): Promise<number> {
+  const now = clock.now();
+  const { sessions } = await store.pruneDead(now, addSeconds(now, -revokedRetentionSeconds));
+  if (sessions > 0) await audit.record("sessions.pruned", { details: { sessions } });
+  return sessions;
 }
