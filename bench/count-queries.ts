@@ -1,6 +1,9 @@
 // Counts the SQL statements Tessera sends per operation (Prisma query events), in-process on a
 // fresh database: `npx tsx bench/count-queries.ts [sqlite|postgres]` (Postgres needs
 // BENCH_DATABASE_URL or TEST_DATABASE_URL). Prints each operation's statements.
+import Database from "better-sqlite3";
+import type { DirectHandle } from "../src/storage/prisma/client.ts";
+import { refreshFastPath, type RefreshFastPath } from "../src/storage/prisma/fast-path.ts";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { PrismaBetterSqlite3 } from "@prisma/adapter-better-sqlite3";
@@ -58,7 +61,18 @@ async function main(): Promise<void> {
 
   const config = loadConfig({ DATABASE_URL: url, KEYS_DIR: path.join(dir, "keys"), LOG_LEVEL: "silent" });
   const logger = createLogger("silent");
-  const storage = prismaStorage(db, flavor);
+  // The refresh hot path bypasses Prisma (src/storage/prisma/fast-path.ts): count its statements too.
+  const direct: DirectHandle =
+    flavor === "sqlite"
+      ? { flavor: "sqlite", sqlite: new Database(url.slice(5), { timeout: 0 }) }
+      : { flavor: "postgres", pool: new pg.Pool({ connectionString: url, max: 10 }) };
+  const inner = refreshFastPath(direct);
+  const fast: RefreshFastPath = {
+    findToken: (hash) => (queries.push("[driver] SELECT refresh token + session + successor"), inner.findToken(hash)),
+    insertChild: (c) => (queries.push("[driver] INSERT refresh token"), inner.insertChild(c)),
+    close: () => inner.close(),
+  };
+  const storage = prismaStorage(db, flavor, fast);
   const services = await createServices(config, logger, { storage });
   const app = await buildApp(services, logger);
   await app.ready();

@@ -1,5 +1,6 @@
 // Environment -> one frozen, typed Config. Every bad variable gets its own line in one error,
 // so an operator fixes them all in one go instead of one restart per typo.
+import os from "node:os";
 import path from "node:path";
 
 export const SIGNING_ALGS = ["ES256", "RS256", "PS256", "EdDSA"] as const;
@@ -60,6 +61,8 @@ export interface Config {
   keyRotationInterval: number;
   /** seconds between key reloads of a running instance */
   keysReloadInterval: number;
+  /** seconds a client record is cached (a disabled client is refused within this time) */
+  clientCacheTtl: number;
   /** RSA key size for RS256/PS256 */
   rsaModulusLength: 2048 | 3072;
 }
@@ -211,7 +214,9 @@ export function loadConfig(env: Env = process.env): Config {
     webClientScopes: str("WEB_CLIENT_SCOPES", "profile").split(/[\s,]+/).filter(Boolean),
     allowedOrigins,
     argon2,
-    passwordHashConcurrency: int("PASSWORD_HASH_CONCURRENCY", 4, 1, 256),
+    // One argon2 (p=1) per core: more only queues inside libuv's pool, where it delays the
+    // signing and hashing work that shares those threads.
+    passwordHashConcurrency: int("PASSWORD_HASH_CONCURRENCY", os.availableParallelism(), 1, 256),
     passwordHashQueue: int("PASSWORD_HASH_QUEUE", 256, 0, 100000),
     pruneInterval: duration("PRUNE_INTERVAL", 3600, 0),
     migrateOnStart: bool("MIGRATE_ON_START", true),
@@ -223,6 +228,7 @@ export function loadConfig(env: Env = process.env): Config {
     keyRotationInterval: duration("KEY_ROTATION_INTERVAL", 30 * 86400, 1),
     keysReloadInterval: duration("KEYS_RELOAD_INTERVAL", 10, 1),
     rsaModulusLength: rsaModulusLength === 3072 ? 3072 : 2048,
+    clientCacheTtl: duration("CLIENT_CACHE_TTL", 5, 0),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ ...config, argon2: Object.freeze(argon2), allowedOrigins: Object.freeze([...allowedOrigins]) as string[] });

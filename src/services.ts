@@ -125,7 +125,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       audit,
       hasher,
       users: new Users(storage.users, hasher, audit, clock),
-      clients: new Clients(storage.clients),
+      clients: new Clients(storage.clients, config.clientCacheTtl),
       families: new RefreshFamilies(storage.sessions, clock, secret, audit, config),
       accessTokens: new AccessTokenIssuer(keys, clock, {
         issuer: config.issuer,

@@ -15,13 +15,35 @@ export interface ClientCredentials {
 }
 
 export class Clients {
-  constructor(private readonly store: ClientStore) {}
+  readonly #cache = new Map<string, { until: number; client: ClientRecord }>();
+
+  /**
+   * @param cacheTtlSeconds how long a client record is reused without a database read (every
+   *   token request needs it); a change (disable, new secret) takes effect within this time.
+   */
+  constructor(
+    private readonly store: ClientStore,
+    private readonly cacheTtlSeconds = 5,
+  ) {}
+
+  async find(clientId: string): Promise<ClientRecord | null> {
+    const hit = this.#cache.get(clientId);
+    if (hit && hit.until > Date.now()) return hit.client;
+    const client = await this.store.findById(clientId);
+    if (client && this.cacheTtlSeconds > 0) {
+      if (this.#cache.size > 10_000) this.#cache.clear(); // bounded: client ids come from requests
+      this.#cache.set(clientId, { until: Date.now() + this.cacheTtlSeconds * 1000, client });
+    } else {
+      this.#cache.delete(clientId);
+    }
+    return client;
+  }
 
   /** Authenticates a confidential client, or identifies a public one. */
   async authenticate(creds: ClientCredentials): Promise<ClientRecord> {
     const challenge: Record<string, string> =
       creds.method === "client_secret_basic" ? { "www-authenticate": 'Basic realm="tessera"' } : {};
-    const client = await this.store.findById(creds.clientId);
+    const client = await this.find(creds.clientId);
     if (!client || client.disabledAt !== null) throw new InvalidClient("Client authentication failed.", challenge);
     if (client.type === "public") {
       // A public client has no secret (§2.1); one that sends a secret is misconfigured.

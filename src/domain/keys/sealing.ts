@@ -27,7 +27,7 @@ export function parseEncryptionKey(raw: string): Buffer {
 
 export function seal(plaintext: string, kid: string, key: Buffer): SealedKey {
   const iv = randomBytes(12);
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: 16 });
   cipher.setAAD(Buffer.from(`tessera key ${kid}`, "utf8"));
   const ct = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
   return { v: 1, alg: "A256GCM", iv: iv.toString("base64url"), ct: ct.toString("base64url"), tag: cipher.getAuthTag().toString("base64url") };
@@ -36,9 +36,12 @@ export function seal(plaintext: string, kid: string, key: Buffer): SealedKey {
 export function unseal(sealed: SealedKey, kid: string, key: Buffer): string {
   if (sealed?.v !== 1 || sealed.alg !== "A256GCM") throw new SealError(`key ${kid}: unknown sealing format`);
   try {
-    const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(sealed.iv, "base64url"));
+    // A full 16-byte tag only: GCM would otherwise accept a truncated (forgeable) one.
+    const tag = Buffer.from(sealed.tag, "base64url");
+    if (tag.length !== 16) throw new Error("bad tag length");
+    const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(sealed.iv, "base64url"), { authTagLength: 16 });
     decipher.setAAD(Buffer.from(`tessera key ${kid}`, "utf8"));
-    decipher.setAuthTag(Buffer.from(sealed.tag, "base64url"));
+    decipher.setAuthTag(tag);
     return Buffer.concat([decipher.update(Buffer.from(sealed.ct, "base64url")), decipher.final()]).toString("utf8");
   } catch {
     throw new SealError(`KEYS_ENCRYPTION_KEY cannot decrypt key ${kid}: wrong encryption key, or the sealed key was altered`);

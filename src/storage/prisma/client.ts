@@ -1,15 +1,22 @@
 // Opens the Prisma client that matches DATABASE_URL. SQLite and Postgres have separate
 // generated clients (the provider is fixed per schema); their model APIs are identical, so
 // the rest of storage/prisma is written once against the SQLite client's type.
+//
+// Next to Prisma, each database gets a direct driver handle for the refresh hot path
+// (fast-path.ts): on Postgres the very pool the adapter uses, on SQLite a second connection.
 import fs from "node:fs";
 import path from "node:path";
 import { PrismaBetterSqlite3 } from "@prisma/adapter-better-sqlite3";
 import { PrismaPg } from "@prisma/adapter-pg";
+import Database from "better-sqlite3";
+import pg from "pg";
 import { PrismaClient as SqliteClient } from "../../generated/sqlite/client.ts";
 import { PrismaClient as PostgresClient } from "../../generated/postgres/client.ts";
 
 export type Db = SqliteClient;
 export type DbFlavor = "sqlite" | "postgres";
+
+export type DirectHandle = { flavor: "postgres"; pool: pg.Pool } | { flavor: "sqlite"; sqlite: Database.Database };
 
 export const flavorOf = (url: string): DbFlavor => (/^postgres(ql)?:/.test(url) ? "postgres" : "sqlite");
 
@@ -23,9 +30,9 @@ export interface OpenOptions {
   poolSize?: number;
 }
 
-export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db: Db; flavor: DbFlavor }> {
+export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db: Db; flavor: DbFlavor; direct: DirectHandle }> {
   if (flavorOf(url) === "postgres") {
-    const adapter = new PrismaPg({
+    const pool = new pg.Pool({
       connectionString: url,
       max: opts.poolSize ?? 10,
       // Fail fast when the database is down instead of queueing requests forever.
@@ -34,8 +41,10 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db:
       // already-open connection: give up on a query after 5 s (-> 503, connection discarded).
       query_timeout: 5000,
     });
-    const db = new PostgresClient({ adapter }) as unknown as Db;
-    return { db, flavor: "postgres" };
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    pool.on("error", () => undefined);
+    const db = new PostgresClient({ adapter: new PrismaPg(pool) }) as unknown as Db;
+    return { db, flavor: "postgres", direct: { flavor: "postgres", pool } };
   }
   const file = sqlitePath(url);
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -46,5 +55,10 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db:
   await db.$queryRawUnsafe("PRAGMA journal_mode = WAL");
   await db.$queryRawUnsafe("PRAGMA synchronous = NORMAL");
   await db.$queryRawUnsafe("PRAGMA foreign_keys = ON");
-  return { db, flavor: "sqlite" };
+  // The second connection never waits inside SQLite (that would block the event loop while
+  // Prisma's connection holds the write lock across awaits); fast-path.ts retries instead.
+  const sqlite = new Database(file, { timeout: 0 });
+  sqlite.pragma("synchronous = NORMAL");
+  sqlite.pragma("foreign_keys = ON");
+  return { db, flavor: "sqlite", direct: { flavor: "sqlite", sqlite } };
 }

@@ -1,6 +1,7 @@
 // Prisma implementation of the storage ports, one code base for SQLite and Postgres.
-// Hot paths are shaped for few round trips: a refresh is one read (token + session + child)
-// and one INSERT whose unique parentId arbitrates concurrent consumers.
+// The refresh hot path (findToken, insertChild) runs on the driver directly (fast-path.ts): one
+// read (token + session + child) and one INSERT whose unique parentId arbitrates concurrent
+// consumers.
 import type {
   AuditEventRecord,
   ClientRecord,
@@ -12,6 +13,7 @@ import type {
 import { EmailTakenError } from "../ports.ts";
 import { openDb, type Db, type DbFlavor, type OpenOptions } from "./client.ts";
 import { isUnavailable, isUniqueViolation } from "./errors.ts";
+import { refreshFastPath, type RefreshFastPath } from "./fast-path.ts";
 import { DatabaseKeyStore } from "./key-store.ts";
 
 const list = (s: string): string[] => s.split(" ").filter(Boolean);
@@ -49,11 +51,11 @@ export interface PrismaStorage extends Storage {
 }
 
 export async function openPrismaStorage(url: string, opts: OpenOptions = {}): Promise<PrismaStorage> {
-  const { db, flavor } = await openDb(url, opts);
-  return prismaStorage(db, flavor);
+  const { db, flavor, direct } = await openDb(url, opts);
+  return prismaStorage(db, flavor, refreshFastPath(direct));
 }
 
-export function prismaStorage(db: Db, flavor: DbFlavor): PrismaStorage {
+export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): PrismaStorage {
   return {
     db,
     flavor,
@@ -67,6 +69,7 @@ export function prismaStorage(db: Db, flavor: DbFlavor): PrismaStorage {
 
     async close() {
       await db.$disconnect();
+      await fast.close();
     },
 
     users: {
@@ -118,37 +121,13 @@ export function prismaStorage(db: Db, flavor: DbFlavor): PrismaStorage {
 
     sessions: {
       async start(session: SessionRecord, first: RefreshTokenRecord) {
-        const { sessionId: _ignored, ...token } = first;
-        await db.session.create({ data: { ...session, refreshTokens: { create: token } } });
+        // Two plain inserts in one transaction (a nested create would re-read the session).
+        await db.$transaction([db.session.create({ data: session, select: { id: true } }), db.refreshToken.create({ data: first, select: { id: true } })]);
       },
 
-      async findToken(hash) {
-        const r = await db.refreshToken.findUnique({
-          where: { hash },
-          select: {
-            ...tokenFields,
-            session: true,
-            child: { select: { ...tokenFields, child: { select: { id: true } } } },
-          },
-        });
-        if (!r) return null;
-        const { session, child, ...token } = r;
-        return {
-          token,
-          session,
-          child: child ? { token: { ...child, child: undefined }, consumed: child.child !== null } : null,
-        };
-      },
+      findToken: (hash) => fast.findToken(hash),
 
-      async insertChild(child) {
-        try {
-          await db.refreshToken.create({ data: child });
-          return true;
-        } catch (err) {
-          if (isUniqueViolation(err)) return false;
-          throw err;
-        }
-      },
+      insertChild: (child) => fast.insertChild(child),
 
       async findChildOf(parentId) {
         const r = await db.refreshToken.findUnique({

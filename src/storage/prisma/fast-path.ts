@@ -1,0 +1,163 @@
+// The refresh hot path on the driver itself: one SELECT (token + session + successor +
+// "successor consumed?") and one INSERT per rotation, as prepared statements. The ORM costs
+// several milliseconds of CPU per statement here, the driver a few microseconds; the INSERT's
+// unique parentId still decides which concurrent consumer wins, exactly as before.
+import type Database from "better-sqlite3";
+import type pg from "pg";
+import type { RefreshTokenLookup, RefreshTokenRecord } from "../ports.ts";
+import type { DirectHandle } from "./client.ts";
+
+export interface RefreshFastPath {
+  findToken(hash: string): Promise<RefreshTokenLookup | null>;
+  /** false when the parent already has a successor (unique violation) */
+  insertChild(child: RefreshTokenRecord): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+interface Row {
+  id: string;
+  sessionId: string;
+  hash: string;
+  parentId: string | null;
+  createdAt: string | number;
+  expiresAt: string | number;
+  s_userId: string;
+  s_clientId: string;
+  s_scope: string;
+  s_createdAt: string | number;
+  s_expiresAt: string | number;
+  s_revokedAt: string | number | null;
+  s_revokedReason: string | null;
+  c_id: string | null;
+  c_hash: string | null;
+  c_createdAt: string | number | null;
+  c_expiresAt: string | number | null;
+  g_id: string | null;
+}
+
+const date = (v: string | number): Date => new Date(typeof v === "string" && /^\d+(\.\d+)?$/.test(v) ? Number(v) : v);
+
+function toLookup(r: Row): RefreshTokenLookup {
+  return {
+    token: { id: r.id, sessionId: r.sessionId, hash: r.hash, parentId: r.parentId, createdAt: date(r.createdAt), expiresAt: date(r.expiresAt) },
+    session: {
+      id: r.sessionId,
+      userId: r.s_userId,
+      clientId: r.s_clientId,
+      scope: r.s_scope,
+      createdAt: date(r.s_createdAt),
+      expiresAt: date(r.s_expiresAt),
+      revokedAt: r.s_revokedAt === null ? null : date(r.s_revokedAt),
+      revokedReason: r.s_revokedReason,
+    },
+    child:
+      r.c_id === null
+        ? null
+        : {
+            token: { id: r.c_id, sessionId: r.sessionId, hash: r.c_hash!, parentId: r.id, createdAt: date(r.c_createdAt!), expiresAt: date(r.c_expiresAt!) },
+            consumed: r.g_id !== null,
+          },
+  };
+}
+
+/** `col` as it should be selected: SQLite keeps Prisma's ISO text; Postgres gives epoch ms (no time-zone guessing). */
+function selectSql(ts: (col: string) => string, param: string): string {
+  return `
+  SELECT t."id", t."sessionId", t."hash", t."parentId", ${ts('t."createdAt"')} AS "createdAt", ${ts('t."expiresAt"')} AS "expiresAt",
+         s."userId" AS "s_userId", s."clientId" AS "s_clientId", s."scope" AS "s_scope",
+         ${ts('s."createdAt"')} AS "s_createdAt", ${ts('s."expiresAt"')} AS "s_expiresAt",
+         ${ts('s."revokedAt"')} AS "s_revokedAt", s."revokedReason" AS "s_revokedReason",
+         c."id" AS "c_id", c."hash" AS "c_hash", ${ts('c."createdAt"')} AS "c_createdAt", ${ts('c."expiresAt"')} AS "c_expiresAt",
+         g."id" AS "g_id"
+    FROM "RefreshToken" t
+    JOIN "Session" s ON s."id" = t."sessionId"
+    LEFT JOIN "RefreshToken" c ON c."parentId" = t."id"
+    LEFT JOIN "RefreshToken" g ON g."parentId" = c."id"
+   WHERE t."hash" = ${param}`;
+}
+
+const INSERT_COLUMNS = `"id", "sessionId", "hash", "parentId", "createdAt", "expiresAt"`;
+
+// ---- SQLite ----
+
+/** The text format Prisma writes for DateTime in SQLite; both must compare as strings. */
+const sqliteTimestamp = (d: Date): string => d.toISOString().replace("Z", "+00:00");
+
+const isBusy = (err: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((err as { code?: unknown }).code ?? ""));
+
+async function retryWhileBusy<T>(op: () => T): Promise<T> {
+  const deadline = Date.now() + 5000;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+    try {
+      return op();
+    } catch (err) {
+      // Another connection holds the write lock: yield to the event loop (it may be Prisma's
+      // own transaction in this process) and try again, up to the same 5 s busy timeout.
+      if (!isBusy(err) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+function sqliteFastPath(sqlite: Database.Database): RefreshFastPath {
+  let select: Database.Statement | undefined;
+  let insert: Database.Statement | undefined;
+  return {
+    async findToken(hash) {
+      select ??= sqlite.prepare(selectSql((c) => c, "?"));
+      const row = await retryWhileBusy(() => select!.get(hash) as Row | undefined);
+      return row ? toLookup(row) : null;
+    },
+    async insertChild(c) {
+      insert ??= sqlite.prepare(`INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`);
+      try {
+        await retryWhileBusy(() => insert!.run(c.id, c.sessionId, c.hash, c.parentId, sqliteTimestamp(c.createdAt), sqliteTimestamp(c.expiresAt)));
+        return true;
+      } catch (err) {
+        if (String((err as { code?: unknown }).code).startsWith("SQLITE_CONSTRAINT_UNIQUE")) return false;
+        throw err;
+      }
+    },
+    async close() {
+      sqlite.close();
+    },
+  };
+}
+
+// ---- Postgres ----
+
+/** Prisma stores UTC wall time in timestamp(3) (no zone): read it back as epoch ms. */
+const pgEpochMs = (col: string) => `(EXTRACT(EPOCH FROM ${col}) * 1000)::float8`;
+/** ...and write UTC wall time the same way (an ISO string without offset). */
+const pgTimestamp = (d: Date): string => d.toISOString().replace("Z", "");
+
+function postgresFastPath(pool: pg.Pool): RefreshFastPath {
+  const select = { name: "tessera_find_refresh_token", text: selectSql(pgEpochMs, "$1") };
+  const insertText = `INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp)`;
+  return {
+    async findToken(hash) {
+      const { rows } = await pool.query<Row>({ ...select, values: [hash] });
+      return rows[0] ? toLookup(rows[0]) : null;
+    },
+    async insertChild(c) {
+      try {
+        await pool.query({
+          name: "tessera_insert_refresh_token",
+          text: insertText,
+          values: [c.id, c.sessionId, c.hash, c.parentId, pgTimestamp(c.createdAt), pgTimestamp(c.expiresAt)],
+        });
+        return true;
+      } catch (err) {
+        if ((err as { code?: unknown }).code === "23505") return false; // unique_violation
+        throw err;
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+export function refreshFastPath(direct: DirectHandle): RefreshFastPath {
+  return direct.flavor === "sqlite" ? sqliteFastPath(direct.sqlite) : postgresFastPath(direct.pool);
+}
