@@ -36,27 +36,16 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   // Only form and JSON bodies are accepted anywhere; anything else is 415.
   app.removeContentTypeParser("text/plain");
 
-  await app.register(cookie);
-  await app.register(formbody);
-  await app.register(cors, { origin: config.allowedOrigins, credentials: true, methods: ["GET", "POST"] });
-
-  // Bodiless POSTs to the cookie endpoints still carry Content-Type: application/json (the CSRF
-  // check wants it); treat an empty JSON body as {} instead of failing.
-  const defaultJson = app.getDefaultJsonParser("error", "error");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    const text = typeof body === "string" ? body : body.toString("utf8");
-    if (text.trim() === "") return done(null, {});
-    return defaultJson(request, text, done);
-  });
-
   registerErrorHandler(app, services.storage);
 
-  app.addHook("onRequest", async (request, reply) => {
+  app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    done();
   });
   // One log line per request. The URL is logged without its query string: RFC 6750 §2.3 lets
   // clients put tokens there, and we never log a token.
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
+    if (!request.log.isLevelEnabled("info")) return done();
     request.log.info(
       {
         method: request.method,
@@ -67,11 +56,31 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       },
       "request",
     );
+    done();
   });
 
-  tokenRoutes(app, services);
-  browserRoutes(app, services);
+  // Public, read-only documents: no cookies, bodies or CORS negotiation on their path, so the
+  // JWKS is served with as little per-request work as possible.
   wellKnownRoutes(app, services);
   healthRoutes(app, services);
+
+  // The OAuth and browser endpoints, in their own context with cookies, forms and CORS.
+  await app.register(async (api) => {
+    await api.register(cookie);
+    await api.register(formbody);
+    await api.register(cors, { origin: config.allowedOrigins, credentials: true, methods: ["GET", "POST"] });
+
+    // Bodiless POSTs to the cookie endpoints still carry Content-Type: application/json (the
+    // CSRF check wants it); treat an empty JSON body as {} instead of failing.
+    const defaultJson = api.getDefaultJsonParser("error", "error");
+    api.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+      const text = typeof body === "string" ? body : body.toString("utf8");
+      if (text.trim() === "") return done(null, {});
+      return defaultJson(request, text, done);
+    });
+
+    tokenRoutes(api, services);
+    browserRoutes(api, services);
+  });
   return app;
 }

@@ -19,6 +19,8 @@ export function wellKnownRoutes(app: FastifyInstance, s: Services): void {
     const { body, etag } = s.keys.jwks;
     reply
       .header("content-type", "application/jwk-set+json")
+      // Public key material: any origin may read it (browser-based verifiers, tooling).
+      .header("access-control-allow-origin", "*")
       .header("cache-control", `public, max-age=${config.jwksMaxAge}`)
       .header("etag", etag);
     if (ifNoneMatch(request.headers["if-none-match"], etag)) return reply.status(304).send();
@@ -40,6 +42,10 @@ export function wellKnownRoutes(app: FastifyInstance, s: Services): void {
   );
 
   app.get("/.well-known/oauth-authorization-server", async (_request, reply) =>
-    reply.header("content-type", "application/json").header("cache-control", "public, max-age=3600").send(metadata),
+    reply
+      .header("content-type", "application/json")
+      .header("access-control-allow-origin", "*")
+      .header("cache-control", "public, max-age=3600")
+      .send(metadata),
   );
 }
