@@ -58,6 +58,9 @@ export type KeyAction =
   | { type: "remove"; kid: string };
 
 const newestFirst = (a: KeyMeta, b: KeyMeta) => b.createdAt.getTime() - a.createdAt.getTime() || a.kid.localeCompare(b.kid);
+/** The order KeyRing picks its signer in: the most recently activated first. */
+const newestActiveFirst = (a: KeyMeta, b: KeyMeta) =>
+  (b.activatedAt ?? b.createdAt).getTime() - (a.activatedAt ?? a.createdAt).getTime() || a.kid.localeCompare(b.kid);
 
 /**
  * What a rotation run should do now, and nothing else. Pure: the same keys, algorithm and time
@@ -66,7 +69,8 @@ const newestFirst = (a: KeyMeta, b: KeyMeta) => b.createdAt.getTime() - a.create
 export function planRotation(keys: readonly KeyMeta[], signingAlg: SigningAlg, now: Date, p: KeyPolicy): KeyAction[] {
   const actions: KeyAction[] = [];
   const of = (alg: SigningAlg, state: KeyState) => keys.filter((k) => k.alg === alg && k.state === state).sort(newestFirst);
-  const actives = of(signingAlg, "active");
+  // Same order as KeyRing.signer(): after a crash, the key instances sign with is the one kept.
+  const actives = of(signingAlg, "active").sort(newestActiveFirst);
   const nexts = of(signingAlg, "next");
   const next = nexts[0];
 
@@ -76,6 +80,8 @@ export function planRotation(keys: readonly KeyMeta[], signingAlg: SigningAlg, n
   }
   // Extra next keys (two racing runs of a store without a lock) are useless: drop them.
   for (const extra of nexts.slice(1)) actions.push({ type: "remove", kid: extra.kid });
+  // A next key of an algorithm no longer configured will never sign: drop it.
+  for (const k of keys) if (k.state === "next" && k.alg !== signingAlg) actions.push({ type: "remove", kid: k.kid });
 
   if (!keys.some((k) => k.state === "active")) {
     // Nothing signs at all (first start, or the active key was revoked): something must sign now.
