@@ -1,6 +1,7 @@
 // Admin CLI: npm run cli -- <command>. Talks to the database and key store directly, through
 // the same composition root as the server (never through HTTP).
-import { openAdmin, runMain } from "../src/admin/context.ts";
+import { createClient, createUser, disableClient, disableUser, listClients, rotateClientSecret, UsageError } from "../src/admin/clients.ts";
+import { openAdmin, runMain, type AdminContext } from "../src/admin/context.ts";
 import { listKeys, revokeKey, rotateKeys, rotateKeysNow, type CommandResult } from "../src/admin/keys.ts";
 
 const USAGE = `usage: npm run cli -- <command> [--json]
@@ -9,25 +10,99 @@ const USAGE = `usage: npm run cli -- <command> [--json]
   keys rotate               what the scheduled rotation does (same as npm run rotate-keys)
   keys rotate --now         emergency: a new key signs immediately, the old one is retired
   keys revoke <kid>         compromised key: removed from the JWKS at once, never signs again
+
+  clients create --name <n> [--confidential] --grant-types a,b --scopes s1,s2 [--audience aud]
+                 [--access-token-ttl s] [--refresh-token-ttl s]
+                            prints client_id (and client_secret once, for confidential clients)
+  clients list
+  clients disable <client_id>
+  clients rotate-secret <client_id>
+
+  users create --email <e> --password <p> [--roles r1,r2]
+  users disable <email>     also revokes every session of the user
 `;
 
+const BOOLEAN_FLAGS = new Set(["json", "now", "confidential"]);
+
+function parse(argv: string[]): { words: string[]; flags: Map<string, string | true> } {
+  const words: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith("--")) {
+      words.push(a);
+      continue;
+    }
+    const [name, inline] = a.slice(2).split("=", 2) as [string, string | undefined];
+    if (inline !== undefined) flags.set(name, inline);
+    else if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
+    else {
+      const value = argv[i + 1];
+      if (value === undefined || value.startsWith("--")) throw new UsageError(`--${name} needs a value`);
+      flags.set(name, value);
+      i++;
+    }
+  }
+  return { words, flags };
+}
+
+type Command = (ctx: AdminContext, words: string[], flag: (n: string) => string | undefined, has: (n: string) => boolean) => Promise<CommandResult & { found?: boolean; ok?: boolean }>;
+
+const COMMANDS: Record<string, Command> = {
+  "keys list": (ctx) => listKeys(ctx),
+  "keys rotate": (ctx, _w, _f, has) => (has("now") ? rotateKeysNow(ctx) : rotateKeys(ctx)),
+  "keys revoke": (ctx, w) => revokeKey(ctx, need(w[2], "<kid>")),
+  "clients create": (ctx, _w, f, has) =>
+    createClient(ctx, {
+      name: f("name"),
+      confidential: has("confidential"),
+      grantTypes: f("grant-types"),
+      scopes: f("scopes"),
+      audience: f("audience"),
+      accessTokenTtl: f("access-token-ttl"),
+      refreshTokenTtl: f("refresh-token-ttl"),
+    }),
+  "clients list": (ctx) => listClients(ctx),
+  "clients disable": (ctx, w) => disableClient(ctx, need(w[2], "<client_id>")),
+  "clients rotate-secret": (ctx, w) => rotateClientSecret(ctx, need(w[2], "<client_id>")),
+  "users create": (ctx, _w, f) => createUser(ctx, { email: f("email"), password: f("password"), roles: f("roles") }),
+  "users disable": (ctx, w) => disableUser(ctx, need(w[2], "<email>")),
+};
+
+function need(v: string | undefined, what: string): string {
+  if (!v) throw new UsageError(`missing ${what}`);
+  return v;
+}
+
 await runMain(async () => {
-  const args = process.argv.slice(2);
-  const json = args.includes("--json");
-  const words = args.filter((a) => !a.startsWith("--"));
-  const [group, command, arg] = words;
-  if (group !== "keys" || !command || !["list", "rotate", "revoke"].includes(command) || (command === "revoke" && !arg)) {
+  let parsed;
+  try {
+    parsed = parse(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 64;
+  }
+  const { words, flags } = parsed;
+  const command = COMMANDS[`${words[0]} ${words[1]}`];
+  if (!command) {
     process.stderr.write(USAGE);
     return 64; // EX_USAGE
   }
   const ctx = await openAdmin();
   try {
-    let result: CommandResult & { found?: boolean; ok?: boolean };
-    if (command === "list") result = await listKeys(ctx);
-    else if (command === "rotate") result = args.includes("--now") ? await rotateKeysNow(ctx) : await rotateKeys(ctx);
-    else result = await revokeKey(ctx, arg!);
-    process.stdout.write((json ? JSON.stringify(result.json) : result.text) + "\n");
+    const flag = (n: string) => {
+      const v = flags.get(n);
+      return typeof v === "string" ? v : undefined;
+    };
+    const result = await command(ctx, words, flag, (n) => flags.has(n));
+    process.stdout.write((flags.has("json") ? JSON.stringify(result.json) : result.text) + "\n");
     return result.found === false || result.ok === false ? 1 : 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n\n${USAGE}`);
+      return 64;
+    }
+    throw err;
   } finally {
     await ctx.close();
   }

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { registerErrorHandler } from "./http/plugins/errors.ts";
 import { browserRoutes } from "./http/routes/browser.ts";
 import { healthRoutes } from "./http/routes/health.ts";
+import { tokenStatusRoutes } from "./http/routes/token-status.ts";
 import { tokenRoutes } from "./http/routes/token.ts";
 import { wellKnownRoutes } from "./http/routes/well-known.ts";
 import type { Services } from "./services.ts";
@@ -45,7 +46,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   // One log line per request. The URL is logged without its query string: RFC 6750 §2.3 lets
   // clients put tokens there, and we never log a token.
   app.addHook("onResponse", (request, reply, done) => {
-    if (!request.log.isLevelEnabled("info")) return done();
+    if (!logger.isLevelEnabled("info")) return done();
     request.log.info(
       {
         method: request.method,
@@ -80,6 +81,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     });
 
     tokenRoutes(api, services);
+    tokenStatusRoutes(api, services);
     browserRoutes(api, services);
   });
   return app;

@@ -32,7 +32,9 @@ async function main(): Promise<void> {
     const pruneTimer =
       config.pruneInterval > 0
         ? setInterval(() => {
-            services.families.pruneDead().catch((err: Error) => logger.warn({ err: { message: err.message } }, "prune failed"));
+            Promise.all([services.families.pruneDead(), services.tokenStatus.pruneDenyList()]).catch((err: Error) =>
+              logger.warn({ err: { message: err.message } }, "prune failed"),
+            );
           }, config.pruneInterval * 1000).unref()
         : undefined;
 

@@ -13,6 +13,7 @@ import { KeyReloader } from "./domain/keys/reloader.ts";
 import { parseEncryptionKey } from "./domain/keys/sealing.ts";
 import { RefreshFamilies } from "./domain/sessions/refresh-families.ts";
 import { AccessTokenIssuer } from "./domain/tokens/access-token.ts";
+import { TokenStatus } from "./domain/tokens/token-status.ts";
 import { FileKeyStore, loadOrCreateSecret } from "./storage/keys-file.ts";
 import { openPrismaStorage } from "./storage/prisma/index.ts";
 import type { KeyStore, Storage } from "./storage/ports.ts";
@@ -31,6 +32,7 @@ export interface Services {
   accessTokens: AccessTokenIssuer;
   audit: Audit;
   hasher: PasswordHasher;
+  tokenStatus: TokenStatus;
 }
 
 export interface ServiceOverrides {
@@ -114,6 +116,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       createdAt: clock.now(),
       disabledAt: null,
     });
+    const families = new RefreshFamilies(storage.sessions, clock, secret, audit, config);
     return {
       config,
       clock,
@@ -126,7 +129,16 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       hasher,
       users: new Users(storage.users, hasher, audit, clock),
       clients: new Clients(storage.clients, config.clientCacheTtl),
-      families: new RefreshFamilies(storage.sessions, clock, secret, audit, config),
+      families,
+      tokenStatus: new TokenStatus({
+        keys,
+        clock,
+        issuer: config.issuer,
+        families,
+        denied: storage.deniedAccessTokens,
+        sessions: storage.sessions,
+        audit,
+      }),
       accessTokens: new AccessTokenIssuer(keys, clock, {
         issuer: config.issuer,
         audience: config.accessTokenAudience,

@@ -71,6 +71,8 @@ export async function rotateKeys(ctx: AdminContext): Promise<CommandResult & { o
   try {
     pruned = await pruneDeadSessions(ctx.storage.sessions, ctx.clock, ctx.audit);
     lines.push(pruned === 0 ? "sessions: nothing to prune" : `sessions: pruned ${pruned} dead session${pruned === 1 ? "" : "s"}`);
+    const denied = await ctx.storage.deniedAccessTokens.prune(ctx.clock.now());
+    if (denied > 0) lines.push(`access tokens: dropped ${denied} expired deny-list entr${denied === 1 ? "y" : "ies"}`);
   } catch (err) {
     pruneError = summarize(err);
     lines.push(`sessions: prune failed: ${pruneError}`);

@@ -18,7 +18,12 @@ export type AuditEventType =
   | "key.retired"
   | "key.removed"
   | "key.revoked"
-  | "keys.reloaded";
+  | "keys.reloaded"
+  | "access_token.revoked"
+  | "user.disabled"
+  | "client.created"
+  | "client.disabled"
+  | "client.secret_rotated";
 
 /** The logging surface the domain needs; pino's logger satisfies it. */
 export interface AuditLogger {

@@ -1,10 +1,11 @@
 // grant_type -> grant module. Unknown types are unsupported_grant_type (RFC 6749 §5.2).
 import { InvalidRequest, UnsupportedGrantType } from "../domain/errors.ts";
+import { clientCredentialsGrant } from "./client-credentials.ts";
 import type { Grant } from "./grant.ts";
 import { passwordGrant } from "./password.ts";
 import { refreshTokenGrant } from "./refresh-token.ts";
 
-export const grants: ReadonlyMap<string, Grant> = new Map([passwordGrant, refreshTokenGrant].map((g) => [g.grantType, g]));
+export const grants: ReadonlyMap<string, Grant> = new Map([passwordGrant, refreshTokenGrant, clientCredentialsGrant].map((g) => [g.grantType, g]));
 
 export function grantFor(grantType: string | undefined): Grant {
   if (grantType === undefined || grantType === "") throw new InvalidRequest("The grant_type parameter is missing.");

@@ -21,6 +21,7 @@ export const passwordGrant: Grant = {
       clientId: client.id,
       scope,
       sessionId: refresh.session.id,
+      roles: user.roles,
       ttl: client.accessTokenTtl,
     });
     await s.audit.record("login.succeeded", { userId: user.id, clientId: client.id, sessionId: refresh.session.id });

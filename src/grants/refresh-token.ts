@@ -25,6 +25,7 @@ export const refreshTokenGrant: Grant = {
       clientId: client.id,
       scope,
       sessionId: refresh.session.id,
+      roles: refresh.roles,
       ttl: client.accessTokenTtl,
     });
     return {

@@ -52,6 +52,8 @@ export interface RefreshTokenRecord {
 export interface RefreshTokenLookup {
   token: RefreshTokenRecord;
   session: SessionRecord;
+  /** the session's user as of this read: roles go into access tokens, disabled users stop */
+  user: { roles: string[]; disabledAt: Date | null };
   /** the token rotated from this one, if it was consumed */
   child: { token: RefreshTokenRecord; consumed: boolean } | null;
 }
@@ -79,10 +81,26 @@ export interface UserStore {
   /** throws EmailTakenError when the email exists */
   create(user: UserRecord): Promise<void>;
   updatePasswordHash(id: string, passwordHash: string): Promise<void>;
+  /** marks the user disabled (idempotent); null when there is no such user */
+  disable(email: string, at: Date): Promise<UserRecord | null>;
+}
+
+export class ClientExistsError extends Error {
+  constructor() {
+    super("client id already exists");
+    this.name = "ClientExistsError";
+  }
 }
 
 export interface ClientStore {
   findById(id: string): Promise<ClientRecord | null>;
+  /** throws ClientExistsError when the id is taken */
+  create(client: ClientRecord): Promise<void>;
+  list(): Promise<ClientRecord[]>;
+  /** false when there is no such client */
+  disable(id: string, at: Date): Promise<boolean>;
+  /** false when there is no such client */
+  setSecretHash(id: string, secretHash: string): Promise<boolean>;
   /**
    * Creates the client, or brings an existing one's name, type, grant types, scopes and
    * audiences in line (config-owned clients such as the first-party web client).
@@ -104,6 +122,7 @@ export interface SessionStore {
    */
   insertChild(child: RefreshTokenRecord): Promise<boolean>;
   findChildOf(parentId: string): Promise<{ token: RefreshTokenRecord; consumed: boolean } | null>;
+  findSession(id: string): Promise<SessionRecord | null>;
   /** revokes unless already revoked; true when this call did it (exactly one caller wins) */
   revoke(sessionId: string, reason: string, at: Date): Promise<boolean>;
   /** revokes every live session of a user; returns how many */
@@ -113,6 +132,14 @@ export interface SessionStore {
    * deadline of their newest token, or revoked before `revokedBefore`. Live ones are untouched.
    */
   pruneDead(now: Date, revokedBefore: Date): Promise<PruneResult>;
+}
+
+/** Access tokens revoked before they expire (RFC 7009), by jti. */
+export interface AccessTokenDenyList {
+  add(entry: { jti: string; clientId: string; expiresAt: Date; revokedAt: Date }): Promise<void>;
+  has(jti: string): Promise<boolean>;
+  /** deletes entries whose token has expired anyway */
+  prune(now: Date): Promise<number>;
 }
 
 export interface AuditStore {
@@ -125,6 +152,7 @@ export interface Storage {
   clients: ClientStore;
   sessions: SessionStore;
   audit: AuditStore;
+  deniedAccessTokens: AccessTokenDenyList;
   /** throws when the database cannot be reached */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -192,12 +192,13 @@ describe("createServices and the key files", () => {
           upserts.push(c);
           return c;
         },
-      },
+      } as unknown as Storage["clients"],
       ping: async () => undefined,
       close: async () => {
         s.closed++;
       },
       isUnavailable: () => false,
+      deniedAccessTokens: {} as Storage["deniedAccessTokens"],
       keyStore: () => {
         throw new Error("the file key store is under test");
       },

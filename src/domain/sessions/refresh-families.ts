@@ -29,6 +29,8 @@ export interface IssuedRefreshToken {
   /** when this refresh token stops working unless rotated (idle or absolute, whichever first) */
   expiresAt: Date;
   outcome: "started" | "rotated" | "grace_retry";
+  /** the user's roles as of this refresh (access tokens carry them) */
+  roles?: string[];
 }
 
 export class RefreshFamilies {
@@ -71,6 +73,9 @@ export class RefreshFamilies {
     if (session.clientId !== clientId) throw new InvalidGrant("The refresh token was not issued to this client.");
     const now = this.clock.now();
     this.assertUsable(session, now);
+    // A disabled user's sessions are revoked when it is disabled; this also covers the race.
+    if (lookup.user.disabledAt !== null) throw new InvalidGrant("The user account is disabled.");
+    const roles = lookup.user.roles;
 
     let child = lookup.child;
     if (child === null) {
@@ -78,21 +83,32 @@ export class RefreshFamilies {
       const successor = deriveChildToken(this.secret, presented);
       const record = this.tokenRecord(session, successor, token.id, now);
       if (await this.store.insertChild(record)) {
-        return { session, refreshToken: successor, expiresAt: record.expiresAt, outcome: "rotated" };
+        return { session, refreshToken: successor, expiresAt: record.expiresAt, outcome: "rotated", roles };
       }
       // Lost the race to a concurrent refresh with the same token: judge it like a retry.
       child = await this.store.findChildOf(token.id);
       if (child === null) throw new Error("refresh token consumed but its successor is missing");
     }
-    return this.retryOrReuse(presented, lookup, child, now);
+    return { ...(await this.retryOrReuse(presented, lookup, child, now)), roles };
   }
 
-  /** Revoke the family a refresh token belongs to (logout, RFC 7009). Unknown tokens are a no-op. */
-  async revokeByToken(presented: string, reason: string): Promise<SessionRecord | null> {
-    if (!looksLikeRefreshToken(presented)) return null;
-    const lookup = await this.store.findToken(hashRefreshToken(presented));
-    if (!lookup) return null;
-    const { session } = lookup;
+  /** The presented refresh token as stored, or null (unknown, or not shaped like one). */
+  async lookup(presented: string): Promise<RefreshTokenLookup | null> {
+    return looksLikeRefreshToken(presented) ? this.store.findToken(hashRefreshToken(presented)) : null;
+  }
+
+  /**
+   * Whether a refresh token would be accepted now (RFC 7662 "active"): its session is live, it
+   * is not idle-expired, and it has not been consumed (a grace retry is a retry, not a use).
+   */
+  isActive(lookup: RefreshTokenLookup): boolean {
+    const now = this.clock.now();
+    const { session, token, child, user } = lookup;
+    return session.revokedAt === null && session.expiresAt > now && token.expiresAt > now && child === null && user.disabledAt === null;
+  }
+
+  /** Revoke a whole session (logout of every token in the family). */
+  async revokeSession(session: SessionRecord, reason: string): Promise<void> {
     if (await this.store.revoke(session.id, reason, this.clock.now())) {
       await this.audit.record("session.revoked", {
         userId: session.userId,
@@ -101,7 +117,14 @@ export class RefreshFamilies {
         details: { reason },
       });
     }
-    return session;
+  }
+
+  /** Revoke the family a refresh token belongs to (logout). Unknown tokens are a no-op. */
+  async revokeByToken(presented: string, reason: string): Promise<SessionRecord | null> {
+    const lookup = await this.lookup(presented);
+    if (!lookup) return null;
+    await this.revokeSession(lookup.session, reason);
+    return lookup.session;
   }
 
   pruneDead(revokedRetentionSeconds = 86400): Promise<number> {

@@ -1,6 +1,6 @@
 // Access tokens: JWTs in the RFC 9068 profile (typ "at+jwt"), signed with the active key.
 // Nothing secret goes in them: they are readable by anyone who holds one.
-import { SignJWT } from "jose";
+import { createLocalJWKSet, jwtVerify, SignJWT, type JWTPayload } from "jose";
 import type { Clock } from "../clock.ts";
 import { epochSeconds } from "../clock.ts";
 import { newId } from "../ids.ts";
@@ -52,4 +52,49 @@ export class AccessTokenIssuer {
       .sign(key.privateKey);
     return { token, expiresIn, jti };
   }
+}
+
+/**
+ * Reads back an access token this issuer signed (for revocation and introspection): signature
+ * against the published keys with each key's own algorithm (never the header's choice), iss and
+ * typ pinned, exp checked against the issuer's clock. Returns null for anything else.
+ */
+export async function inspectAccessToken(
+  keys: KeyRing,
+  clock: Clock,
+  issuer: string,
+  token: string,
+  options: { allowExpired?: boolean } = {},
+): Promise<(JWTPayload & { client_id?: string; scope?: string; sid?: string; jti?: string }) | null> {
+  if (token.length > 8192 || token.split(".").length !== 3) return null;
+  const { keySet, algorithms } = localKeySet(keys);
+  if (algorithms.length === 0) return null;
+  try {
+    const { payload } = await jwtVerify(token, keySet, {
+      algorithms,
+      issuer,
+      typ: "at+jwt",
+      currentDate: options.allowExpired ? new Date(0) : clock.now(),
+      requiredClaims: ["jti", "exp", "sub"],
+    });
+    return payload;
+  } catch {
+    return null;
+  }
+}
+
+type LocalKeySet = { keySet: ReturnType<typeof createLocalJWKSet>; algorithms: string[] };
+const keySets = new WeakMap<object, LocalKeySet>();
+
+/** The published keys as a jose key set, built once per key set (the ring swaps the object on change). */
+function localKeySet(keys: KeyRing): LocalKeySet {
+  const published = keys.jwks;
+  let cached = keySets.get(published);
+  if (!cached) {
+    const jwks = JSON.parse(published.body.toString("utf8")) as Parameters<typeof createLocalJWKSet>[0];
+    const algorithms = [...new Set(jwks.keys.map((k) => k.alg).filter((a): a is string => typeof a === "string"))];
+    cached = { keySet: createLocalJWKSet(jwks), algorithms };
+    keySets.set(published, cached);
+  }
+  return cached;
 }

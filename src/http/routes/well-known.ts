@@ -27,16 +27,24 @@ export function wellKnownRoutes(app: FastifyInstance, s: Services): void {
     return reply.send(body);
   });
 
+  const authMethods = ["client_secret_basic", "client_secret_post"];
   const metadata = Buffer.from(
     JSON.stringify({
       issuer: config.issuer,
       token_endpoint: `${config.issuer}/oauth/token`,
       jwks_uri: `${config.issuer}/.well-known/jwks.json`,
+      revocation_endpoint: `${config.issuer}/oauth/revoke`,
+      introspection_endpoint: `${config.issuer}/oauth/introspect`,
       grant_types_supported: [...grants.keys()],
-      // No authorization endpoint yet, so no response types (RFC 8414 §2: required, may be empty).
+      // No authorization endpoint, so no response types (RFC 8414 §2: required, may be empty).
       response_types_supported: [],
-      token_endpoint_auth_methods_supported: ["none", "client_secret_basic", "client_secret_post"],
+      // "none": public clients (the first-party web client) identify with client_id only.
+      token_endpoint_auth_methods_supported: ["none", ...authMethods],
+      revocation_endpoint_auth_methods_supported: ["none", ...authMethods],
+      introspection_endpoint_auth_methods_supported: authMethods,
       scopes_supported: config.webClientScopes,
+      // RFC 9068 access tokens and their signing algorithm(s).
+      access_token_signing_alg_values_supported: [config.signingAlg],
       service_documentation: `${config.issuer}/`,
     }),
   );

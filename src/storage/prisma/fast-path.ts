@@ -1,4 +1,4 @@
-// The refresh hot path on the driver itself: one SELECT (token + session + successor +
+// The refresh hot path on the driver itself: one SELECT (token + session + user + successor +
 // "successor consumed?") and one INSERT per rotation, as prepared statements. The ORM costs
 // several milliseconds of CPU per statement here, the driver a few microseconds; the INSERT's
 // unique parentId still decides which concurrent consumer wins, exactly as before.
@@ -28,6 +28,8 @@ interface Row {
   s_expiresAt: string | number;
   s_revokedAt: string | number | null;
   s_revokedReason: string | null;
+  u_roles: string;
+  u_disabledAt: string | number | null;
   c_id: string | null;
   c_hash: string | null;
   c_createdAt: string | number | null;
@@ -50,6 +52,7 @@ function toLookup(r: Row): RefreshTokenLookup {
       revokedAt: r.s_revokedAt === null ? null : date(r.s_revokedAt),
       revokedReason: r.s_revokedReason,
     },
+    user: { roles: r.u_roles.split(" ").filter(Boolean), disabledAt: r.u_disabledAt === null ? null : date(r.u_disabledAt) },
     child:
       r.c_id === null
         ? null
@@ -67,10 +70,12 @@ function selectSql(ts: (col: string) => string, param: string): string {
          s."userId" AS "s_userId", s."clientId" AS "s_clientId", s."scope" AS "s_scope",
          ${ts('s."createdAt"')} AS "s_createdAt", ${ts('s."expiresAt"')} AS "s_expiresAt",
          ${ts('s."revokedAt"')} AS "s_revokedAt", s."revokedReason" AS "s_revokedReason",
+         u."roles" AS "u_roles", ${ts('u."disabledAt"')} AS "u_disabledAt",
          c."id" AS "c_id", c."hash" AS "c_hash", ${ts('c."createdAt"')} AS "c_createdAt", ${ts('c."expiresAt"')} AS "c_expiresAt",
          g."id" AS "g_id"
     FROM "RefreshToken" t
     JOIN "Session" s ON s."id" = t."sessionId"
+    JOIN "User" u ON u."id" = s."userId"
     LEFT JOIN "RefreshToken" c ON c."parentId" = t."id"
     LEFT JOIN "RefreshToken" g ON g."parentId" = c."id"
    WHERE t."hash" = ${param}`;

@@ -10,7 +10,7 @@ import type {
   Storage,
   UserRecord,
 } from "../ports.ts";
-import { EmailTakenError } from "../ports.ts";
+import { ClientExistsError, EmailTakenError } from "../ports.ts";
 import { openDb, type Db, type DbFlavor, type OpenOptions } from "./client.ts";
 import { isUnavailable, isUniqueViolation } from "./errors.ts";
 import { refreshFastPath, type RefreshFastPath } from "./fast-path.ts";
@@ -34,6 +34,13 @@ const toClient = (r: ClientRow): ClientRecord => ({
   grantTypes: list(r.grantTypes),
   scopes: list(r.scopes),
   audiences: list(r.audiences),
+});
+
+const clientData = (client: ClientRecord) => ({
+  ...client,
+  grantTypes: joinList(client.grantTypes),
+  scopes: joinList(client.scopes),
+  audiences: joinList(client.audiences),
 });
 
 const tokenFields = {
@@ -92,6 +99,11 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
       async updatePasswordHash(id, passwordHash) {
         await db.user.update({ where: { id }, data: { passwordHash } });
       },
+      async disable(email, at) {
+        await db.user.updateMany({ where: { email, disabledAt: null }, data: { disabledAt: at } });
+        const r = await db.user.findUnique({ where: { email } });
+        return r ? toUser(r) : null;
+      },
     },
 
     clients: {
@@ -99,13 +111,27 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
         const r = await db.client.findUnique({ where: { id } });
         return r ? toClient(r) : null;
       },
+      async create(client) {
+        try {
+          await db.client.create({ data: clientData(client) });
+        } catch (err) {
+          if (isUniqueViolation(err)) throw new ClientExistsError();
+          throw err;
+        }
+      },
+      async list() {
+        return (await db.client.findMany({ orderBy: { createdAt: "asc" } })).map(toClient);
+      },
+      async disable(id, at) {
+        const { count } = await db.client.updateMany({ where: { id }, data: { disabledAt: at } });
+        return count === 1;
+      },
+      async setSecretHash(id, secretHash) {
+        const { count } = await db.client.updateMany({ where: { id }, data: { secretHash } });
+        return count === 1;
+      },
       async upsert(client) {
-        const data = {
-          ...client,
-          grantTypes: joinList(client.grantTypes),
-          scopes: joinList(client.scopes),
-          audiences: joinList(client.audiences),
-        };
+        const data = clientData(client);
         try {
           const { name, type, grantTypes, scopes, audiences } = data;
           const update = { name, type, grantTypes, scopes, audiences };
@@ -139,6 +165,10 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
         return { token, consumed: child !== null };
       },
 
+      async findSession(id) {
+        return db.session.findUnique({ where: { id } });
+      },
+
       async revoke(sessionId, reason, at) {
         // Conditional update: of concurrent revokers exactly one sees count 1.
         const { count } = await db.session.updateMany({
@@ -167,6 +197,20 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
           },
         });
         return { sessions: count };
+      },
+    },
+
+    deniedAccessTokens: {
+      async add(entry) {
+        // Revoking twice is fine (RFC 7009 §2.2: the same answer either way).
+        await db.revokedAccessToken.upsert({ where: { jti: entry.jti }, create: entry, update: {} });
+      },
+      async has(jti) {
+        return (await db.revokedAccessToken.count({ where: { jti } })) > 0;
+      },
+      async prune(now) {
+        const { count } = await db.revokedAccessToken.deleteMany({ where: { expiresAt: { lt: now } } });
+        return count;
       },
     },
 

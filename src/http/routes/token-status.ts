@@ -1,0 +1,39 @@
+// POST /oauth/revoke (RFC 7009) and POST /oauth/introspect (RFC 7662). Thin: parse,
+// authenticate the client, one domain call.
+import type { FastifyInstance } from "fastify";
+import { InvalidClient, InvalidRequest } from "../../domain/errors.ts";
+import type { TokenTypeHint } from "../../domain/tokens/token-status.ts";
+import type { Services } from "../../services.ts";
+import { clientCredentials } from "../client-auth.ts";
+import { readParams } from "../params.ts";
+
+function tokenParams(body: unknown): { params: Record<string, string>; token: string; hint: TokenTypeHint } {
+  const params = readParams(body);
+  if (!params.token) throw new InvalidRequest("The token parameter is missing.");
+  // Unknown hints are ignored (RFC 7009 §2.1, RFC 7662 §2.1): the server looks the token up anyway.
+  const hint = params.token_type_hint === "access_token" || params.token_type_hint === "refresh_token" ? params.token_type_hint : undefined;
+  return { params, token: params.token, hint };
+}
+
+export function tokenStatusRoutes(app: FastifyInstance, s: Services): void {
+  app.post("/oauth/revoke", async (request, reply) => {
+    const { params, token, hint } = tokenParams(request.body);
+    // Public clients may revoke their own tokens (RFC 7009 §5) with just their client_id.
+    const client = await s.clients.authenticate(clientCredentials(request, params));
+    await s.tokenStatus.revoke(client, token, hint);
+    // §2.2: 200 whether or not the token was valid; the body is ignored.
+    return reply.status(200).header("cache-control", "no-store").send();
+  });
+
+  app.post("/oauth/introspect", async (request, reply) => {
+    const { params, token, hint } = tokenParams(request.body);
+    const creds = clientCredentials(request, params);
+    const client = await s.clients.authenticate(creds);
+    // §2.1: the endpoint requires authorisation; a public client proves nothing.
+    if (client.type !== "confidential") {
+      throw new InvalidClient("Introspection requires a confidential client.", creds.method === "client_secret_basic" ? { "www-authenticate": 'Basic realm="tessera"' } : {});
+    }
+    const result = await s.tokenStatus.introspect(client, token, hint);
+    return reply.header("cache-control", "no-store").header("pragma", "no-cache").send(result);
+  });
+}
