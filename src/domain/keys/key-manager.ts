@@ -70,6 +70,10 @@ export class KeyManager {
 
   /** The scheduled rotation: whatever is due now, repeated until nothing is. */
   async rotate(): Promise<AppliedAction[]> {
+    const before = await this.o.store.list();
+    const plan = planRotation(before, this.o.signingAlg, this.o.clock.now(), this.o.policy);
+    // Creating a key usually means another right after (promote, then a new next key).
+    if (plan.some((a) => a.type === "create_next" || a.type === "create_active" || a.type === "promote")) await this.pregenerate(2);
     return this.o.store.transaction(async (tx) => {
       const applied: AppliedAction[] = [];
       for (let round = 0; round < 6; round++) {
@@ -84,6 +88,7 @@ export class KeyManager {
 
   /** Emergency: a new key signs immediately; every active key is retired (stays published). */
   async rotateNow(): Promise<AppliedAction[]> {
+    await this.pregenerate(1);
     return this.o.store.transaction(async (tx) => {
       const keys = await tx.list();
       const key = await this.create(tx, this.o.signingAlg, "active");
@@ -99,6 +104,7 @@ export class KeyManager {
    * only active key, a new one signs immediately.
    */
   async revoke(kid: string): Promise<{ revoked: StoredKey | null; applied: AppliedAction[] }> {
+    await this.pregenerate(1);
     return this.o.store.transaction(async (tx) => {
       const keys = await tx.list();
       const target = keys.find((k) => k.kid === kid) ?? null;
@@ -171,8 +177,24 @@ export class KeyManager {
     }
   }
 
+  /**
+   * Key pairs made before a transaction starts: generation (RSA: up to a second) must not run
+   * while the store's lock is held, since every instance's database connection may be waiting
+   * on it.
+   */
+  #spare: Array<Awaited<ReturnType<typeof generateKey>>> = [];
+
+  private async pregenerate(count: number): Promise<void> {
+    while (this.#spare.length < count) this.#spare.push(await generateKey(this.o.signingAlg, "next", this.o.clock.now(), this.o.rsaModulusLength));
+  }
+
   private async create(tx: KeyStoreTx, alg: SigningAlg, state: "next" | "active"): Promise<StoredKey> {
-    const key = await generateKey(alg, state, this.o.clock.now(), this.o.rsaModulusLength);
+    const now = this.o.clock.now();
+    const spareIndex = this.#spare.findIndex((k) => k.alg === alg);
+    const spare = spareIndex >= 0 ? this.#spare.splice(spareIndex, 1)[0] : undefined;
+    const key: StoredKey = spare
+      ? { ...spare, state, createdAt: now, activatedAt: state === "active" ? now : null, retiredAt: null }
+      : await generateKey(alg, state, now, this.o.rsaModulusLength);
     await tx.insert(key);
     await this.o.onEvent?.({ type: "key.created", kid: key.kid, alg, details: { state } });
     return key;
