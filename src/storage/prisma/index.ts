@@ -202,8 +202,13 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
 
     deniedAccessTokens: {
       async add(entry) {
-        // Revoking twice is fine (RFC 7009 §2.2: the same answer either way).
-        await db.revokedAccessToken.upsert({ where: { jti: entry.jti }, create: entry, update: {} });
+        // Revoking twice, even concurrently, is fine (RFC 7009 §2.2: the same answer either way).
+        // A plain insert whose unique violation is ignored: Prisma's upsert reads then inserts.
+        try {
+          await db.revokedAccessToken.create({ data: entry });
+        } catch (err) {
+          if (!isUniqueViolation(err)) throw err;
+        }
       },
       async has(jti) {
         return (await db.revokedAccessToken.count({ where: { jti } })) > 0;
