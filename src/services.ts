@@ -93,10 +93,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
     await keyReloader.reload();
 
     const envSecret = overrides.refreshTokenSecret ?? process.env.REFRESH_TOKEN_SECRET;
-    const secret =
-      keyStore.kind === "file" || envSecret
-        ? await loadOrCreateSecret(config.keysDir, "refresh-token", envSecret)
-        : await keyStore.secret("refresh-token");
+    const secret = envSecret ? await loadOrCreateSecret(config.keysDir, "refresh-token", envSecret) : await keyStore.secret("refresh-token");
 
     const hasher = new PasswordHasher(config.argon2, {
       concurrency: config.passwordHashConcurrency,

@@ -207,7 +207,7 @@ export class FileKeyStore implements KeyStore {
   }
 
   secret(name: string): Promise<Buffer> {
-    return loadOrCreateSecret(this.dir, name);
+    return loadOrCreateSecret(this.dir, name, undefined, this.encryptionKey);
   }
 }
 
@@ -233,7 +233,7 @@ export async function ensureSigningKey(dir: string, alg: SigningAlg, now: Date):
  * A 32-byte server secret kept next to the keys (created on first start), unless given in the
  * environment. Used to derive successor refresh tokens.
  */
-export async function loadOrCreateSecret(dir: string, name: string, fromEnv?: string): Promise<Buffer> {
+export async function loadOrCreateSecret(dir: string, name: string, fromEnv?: string, encryptionKey: Buffer | null = null): Promise<Buffer> {
   if (fromEnv) {
     const secret = Buffer.from(fromEnv, "base64");
     if (secret.length < 32) throw new KeyStoreError(`the ${name} secret from the environment must be at least 32 bytes, base64`);
@@ -241,13 +241,27 @@ export async function loadOrCreateSecret(dir: string, name: string, fromEnv?: st
   }
   await ensureDir(dir);
   const file = path.join(dir, `${name}.secret`);
+  // With KEYS_ENCRYPTION_KEY the secret is sealed like the keys; a plain file from before
+  // encryption was turned on is still read.
+  const fresh = randomBytes(32).toString("base64");
+  const content = encryptionKey ? JSON.stringify(seal(fresh, `secret:${name}`, encryptionKey)) : fresh;
   try {
-    await writeNewFileAtomic(file, randomBytes(32).toString("base64") + "\n");
+    await writeNewFileAtomic(file, content + "\n");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
   }
   await checkOwnerOnly(file);
-  const secret = Buffer.from((await fs.readFile(file, "utf8")).trim(), "base64");
+  const stored = (await fs.readFile(file, "utf8")).trim();
+  let encoded = stored;
+  if (stored.startsWith("{")) {
+    if (!encryptionKey) throw new KeyStoreError(`${file} is encrypted; set KEYS_ENCRYPTION_KEY to the key it was sealed with`);
+    try {
+      encoded = unseal(JSON.parse(stored) as SealedKey, `secret:${name}`, encryptionKey);
+    } catch (err) {
+      throw new KeyStoreError(`${file}: ${(err as Error).message}`);
+    }
+  }
+  const secret = Buffer.from(encoded, "base64");
   if (secret.length !== 32) throw new KeyStoreError(`${file} is not a valid secret (expected 32 bytes, base64)`);
   return secret;
 }

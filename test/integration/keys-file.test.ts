@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 // The file key store on a real filesystem: owner-only files, created once and never
 // overwritten, refused when readable by others or corrupt, and safe when instances race.
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -148,6 +149,20 @@ describe("keys file store", () => {
     const racing = await Promise.all(Array.from({ length: 5 }, () => loadOrCreateSecret(fresh, "refresh-token")));
     for (const s of racing) expect(s.equals(racing[0]!)).toBe(true);
     expect(readdirSync(fresh)).toEqual(["refresh-token.secret"]);
+  });
+
+  it("loadOrCreateSecret with KEYS_ENCRYPTION_KEY: the secret is sealed at rest and only that key opens it", async () => {
+    const dir = tmp();
+    const key = randomBytes(32);
+    const secret = await loadOrCreateSecret(dir, "refresh-token", undefined, key);
+    expect(secret).toHaveLength(32);
+    const onDisk = readFileSync(path.join(dir, "refresh-token.secret"), "utf8");
+    expect(onDisk).not.toContain(secret.toString("base64"));
+    expect(JSON.parse(onDisk)).toMatchObject({ v: 1, alg: "A256GCM" });
+    expect((await loadOrCreateSecret(dir, "refresh-token", undefined, key)).equals(secret)).toBe(true);
+    await expect(loadOrCreateSecret(dir, "refresh-token", undefined, randomBytes(32))).rejects.toThrow(/KEYS_ENCRYPTION_KEY/);
+    await expect(loadOrCreateSecret(dir, "refresh-token")).rejects.toThrow(/KEYS_ENCRYPTION_KEY/);
+    expect(readFileSync(path.join(dir, "refresh-token.secret"), "utf8")).toBe(onDisk);
   });
 
   it("loadOrCreateSecret: a world-readable secret file is refused", async () => {
