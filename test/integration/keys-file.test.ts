@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
 // The file key store on a real filesystem: owner-only files, created once and never
 // overwritten, refused when readable by others or corrupt, and safe when instances race.
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
