@@ -18,6 +18,8 @@ export default defineConfig({
   migrations: { path: path.join("prisma", flavor, "migrations") },
   adapter: async () =>
     flavor === "postgres"
-      ? new PrismaPg({ connectionString: url })
+      ? // One connection: the migration lock and the statements share a session, and it closes
+        // soon after the last one, so no idle connection keeps holding the advisory lock.
+        new PrismaPg({ connectionString: url, max: 1, idleTimeoutMillis: 1000 })
       : new PrismaBetterSqlite3({ url }),
 });

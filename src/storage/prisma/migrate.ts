@@ -6,6 +6,8 @@ import fs from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import pg from "pg";
 import { flavorOf, sqlitePath } from "./client.ts";
 
 /** The package root (where prisma.config.ts and prisma/ live), from src/ or dist/src/. */
@@ -26,6 +28,9 @@ export async function migrate(url: string): Promise<string> {
     await fs.mkdir(path.dirname(sqlitePath(url)), { recursive: true });
     url = `file:${sqlitePath(url)}`;
   }
+  // The usual case (every migration already applied) needs no CLI run: on Postgres the CLI
+  // takes ~10 s (a timer in its wasm engine) and takes the migration lock.
+  if (await allApplied(url, path.join(root, "prisma", flavorOf(url), "migrations"))) return "all migrations already applied";
   const cli = createRequire(path.join(root, "package.json")).resolve("prisma/build/index.js");
   return new Promise((resolve, reject) => {
     execFile(
@@ -46,4 +51,34 @@ export async function migrate(url: string): Promise<string> {
       },
     );
   });
+}
+
+/** True when _prisma_migrations lists every migration folder as finished (and none failed). */
+async function allApplied(url: string, migrationsDir: string): Promise<boolean> {
+  const wanted = (await fs.readdir(migrationsDir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+  const sql = `SELECT "migration_name" AS name FROM "_prisma_migrations" WHERE "finished_at" IS NOT NULL AND "rolled_back_at" IS NULL`;
+  let applied: string[];
+  try {
+    if (flavorOf(url) === "postgres") {
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+      await client.connect();
+      try {
+        applied = (await client.query<{ name: string }>(sql)).rows.map((r) => r.name);
+      } finally {
+        await client.end();
+      }
+    } else {
+      const file = sqlitePath(url);
+      if (!existsSync(file)) return false;
+      const db = new Database(file, { readonly: true, fileMustExist: true, timeout: 5000 });
+      try {
+        applied = (db.prepare(sql).all() as Array<{ name: string }>).map((r) => r.name);
+      } finally {
+        db.close();
+      }
+    }
+  } catch {
+    return false; // no migrations table yet, or unreachable: let the CLI do (or report) it
+  }
+  return wanted.every((m) => applied.includes(m));
 }
