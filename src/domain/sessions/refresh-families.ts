@@ -132,7 +132,7 @@ export class RefreshFamilies {
   }
 
   private async find(presented: string): Promise<RefreshTokenLookup> {
-    const lookup = looksLikeRefreshToken(presented) ? await this.store.findToken(hashRefreshToken(presented)) : null;
+    const lookup = await this.lookup(presented);
     if (!lookup) throw new InvalidGrant("The refresh token is invalid.");
     return lookup;
   }
