@@ -1,6 +1,7 @@
 // buildApp(services): the HTTP surface. No process concerns here (listen, signals, env);
 // tests build it and call app.inject().
 import { randomUUID } from "node:crypto";
+import http from "node:http";
 import cookie from "@fastify/cookie";
 import cors from "@fastify/cors";
 import formbody from "@fastify/formbody";
@@ -11,7 +12,7 @@ import { browserRoutes } from "./http/routes/browser.ts";
 import { healthRoutes } from "./http/routes/health.ts";
 import { tokenStatusRoutes } from "./http/routes/token-status.ts";
 import { tokenRoutes } from "./http/routes/token.ts";
-import { wellKnownRoutes } from "./http/routes/well-known.ts";
+import { jwksResponse, wellKnownRoutes } from "./http/routes/well-known.ts";
 import type { Services } from "./services.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -31,6 +32,23 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     bodyLimit: 64 * 1024,
     trustProxy: config.trustProxy,
     return503OnClosing: true,
+    // Verifiers poll the JWKS more than anything else: a GET of exactly that path is answered
+    // from prepared bytes before Fastify's request pipeline (same headers as the route, which
+    // still serves HEAD, query strings and app.inject()).
+    serverFactory: (handler) =>
+      http.createServer((req, res) => {
+        if (req.method !== "GET" || req.url !== "/.well-known/jwks.json") return handler(req, res);
+        const started = process.hrtime.bigint();
+        const incoming = req.headers["x-request-id"];
+        const reqId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        const r = jwksResponse(services, req.headers["if-none-match"]);
+        res.writeHead(r.status, { ...r.headers, "x-request-id": reqId, ...(r.body ? { "content-length": r.body.length } : {}) });
+        res.end(r.body ?? undefined);
+        if (logger.isLevelEnabled("info")) {
+          const ms = Number(process.hrtime.bigint() - started) / 1e6;
+          logger.info({ reqId, method: "GET", path: "/.well-known/jwks.json", status: r.status, ms: Math.round(ms * 10) / 10, ip: req.socket.remoteAddress }, "request");
+        }
+      }),
     // Schemas validate, they do not convert: a JSON number is not a password.
     ajv: { customOptions: { coerceTypes: false } },
   });

@@ -56,6 +56,32 @@ describeEachDb("jwks", (flavor) => {
     await issuer?.close();
   });
 
+  it("over a real socket (the fast path) the JWKS is byte-identical to the route's, with the same headers, 304 and one log line", async () => {
+    const server = await startIssuer(flavor);
+    try {
+      const base = await server.app.listen({ port: 0, host: "127.0.0.1" });
+      const viaRoute = await server.app.inject({ method: "GET", url: "/.well-known/jwks.json" });
+      const res = await fetch(`${base}/.well-known/jwks.json`, { headers: { "x-request-id": "jwks-probe-1" } });
+      expect(res.status).toBe(200);
+      expect(Buffer.from(await res.arrayBuffer()).equals(viaRoute.rawPayload)).toBe(true);
+      for (const h of ["content-type", "cache-control", "etag", "access-control-allow-origin"]) {
+        expect(res.headers.get(h), h).toBe(String(viaRoute.headers[h]));
+      }
+      expect(res.headers.get("x-request-id")).toBe("jwks-probe-1");
+      const etag = res.headers.get("etag")!;
+      const notModified = await fetch(`${base}/.well-known/jwks.json`, { headers: { "if-none-match": `W/${etag}` } });
+      expect(notModified.status).toBe(304);
+      expect((await notModified.arrayBuffer()).byteLength).toBe(0);
+      // One line per request: the injected one (route), then the two over the socket (fast path).
+      const lines = server.logs.parsed().filter((l) => l.msg === "request" && l.path === "/.well-known/jwks.json");
+      expect(lines.map((l) => l.status)).toEqual([200, 200, 304]);
+      expect(lines[1]!.reqId).toBe("jwks-probe-1");
+      expect(typeof lines[2]!.reqId).toBe("string");
+    } finally {
+      await server.close();
+    }
+  });
+
   it("is served as application/jwk-set+json, publicly cacheable for 300 s by default, with an ETag", async () => {
     const res = await issuer.app.inject({ method: "GET", url: "/.well-known/jwks.json" });
     expect(res.statusCode).toBe(200);

@@ -11,20 +11,30 @@ function ifNoneMatch(header: string | undefined, etag: string): boolean {
   return header.split(",").some((t) => opaque(t) === opaque(etag));
 }
 
+/** The JWKS response, shared by the Fastify route and the socket fast path (app.ts). */
+export function jwksResponse(
+  s: Pick<Services, "keys" | "config">,
+  ifNoneMatchHeader: string | undefined,
+): { status: 200 | 304; headers: Record<string, string>; body: Buffer | null } {
+  // Prepared bytes: the JWKS is rebuilt only when the key set changes.
+  const { body, etag } = s.keys.jwks;
+  const headers = {
+    "content-type": "application/jwk-set+json",
+    // Public key material: any origin may read it (browser-based verifiers, tooling).
+    "access-control-allow-origin": "*",
+    "cache-control": `public, max-age=${s.config.jwksMaxAge}`,
+    etag,
+  };
+  return ifNoneMatch(ifNoneMatchHeader, etag) ? { status: 304, headers, body: null } : { status: 200, headers, body };
+}
+
 export function wellKnownRoutes(app: FastifyInstance, s: Services): void {
   const { config } = s;
 
   app.get("/.well-known/jwks.json", async (request, reply) => {
-    // Prepared bytes: the JWKS is rebuilt only when the key set changes.
-    const { body, etag } = s.keys.jwks;
-    reply
-      .header("content-type", "application/jwk-set+json")
-      // Public key material: any origin may read it (browser-based verifiers, tooling).
-      .header("access-control-allow-origin", "*")
-      .header("cache-control", `public, max-age=${config.jwksMaxAge}`)
-      .header("etag", etag);
-    if (ifNoneMatch(request.headers["if-none-match"], etag)) return reply.status(304).send();
-    return reply.send(body);
+    const r = jwksResponse(s, request.headers["if-none-match"]);
+    reply.status(r.status).headers(r.headers);
+    return r.body ? reply.send(r.body) : reply.send();
   });
 
   const authMethods = ["client_secret_basic", "client_secret_post"];
