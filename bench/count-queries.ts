@@ -68,6 +68,8 @@ async function main(): Promise<void> {
       : { flavor: "postgres", pool: new pg.Pool({ connectionString: url, max: 10 }) };
   const inner = refreshFastPath(direct);
   const fast: RefreshFastPath = {
+    findUserByEmail: (email) => (queries.push("[driver] SELECT user by email"), inner.findUserByEmail(email)),
+    startSession: (s, t) => (queries.push("[driver] INSERT session + first refresh token (one transaction)"), inner.startSession(s, t)),
     findToken: (hash) => (queries.push("[driver] SELECT refresh token + session + successor"), inner.findToken(hash)),
     insertChild: (c) => (queries.push("[driver] INSERT refresh token"), inner.insertChild(c)),
     close: () => inner.close(),

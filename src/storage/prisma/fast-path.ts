@@ -4,10 +4,14 @@
 // unique parentId still decides which concurrent consumer wins, exactly as before.
 import type Database from "better-sqlite3";
 import type pg from "pg";
-import type { RefreshTokenLookup, RefreshTokenRecord } from "../ports.ts";
+import type { RefreshTokenLookup, RefreshTokenRecord, SessionRecord, UserRecord } from "../ports.ts";
 import type { DirectHandle } from "./client.ts";
 
 export interface RefreshFastPath {
+  /** login: the user by (normalised) email */
+  findUserByEmail(email: string): Promise<UserRecord | null>;
+  /** login: the session and its first refresh token, atomically */
+  startSession(session: SessionRecord, first: RefreshTokenRecord): Promise<void>;
   findToken(hash: string): Promise<RefreshTokenLookup | null>;
   /** false when the parent already has a successor (unique violation) */
   insertChild(child: RefreshTokenRecord): Promise<boolean>;
@@ -82,6 +86,28 @@ function selectSql(ts: (col: string) => string, param: string): string {
 }
 
 const INSERT_COLUMNS = `"id", "sessionId", "hash", "parentId", "createdAt", "expiresAt"`;
+const SESSION_COLUMNS = `"id", "userId", "clientId", "scope", "createdAt", "expiresAt"`;
+
+interface UserRow {
+  id: string;
+  email: string;
+  passwordHash: string;
+  roles: string;
+  createdAt: string | number;
+  disabledAt: string | number | null;
+}
+
+const userSql = (ts: (col: string) => string, param: string) =>
+  `SELECT "id", "email", "passwordHash", "roles", ${ts('"createdAt"')} AS "createdAt", ${ts('"disabledAt"')} AS "disabledAt" FROM "User" WHERE "email" = ${param}`;
+
+const toUser = (r: UserRow): UserRecord => ({
+  id: r.id,
+  email: r.email,
+  passwordHash: r.passwordHash,
+  roles: r.roles.split(" ").filter(Boolean),
+  createdAt: date(r.createdAt),
+  disabledAt: r.disabledAt === null ? null : date(r.disabledAt),
+});
 
 // ---- SQLite ----
 
@@ -107,7 +133,26 @@ async function retryWhileBusy<T>(op: () => T): Promise<T> {
 function sqliteFastPath(sqlite: Database.Database): RefreshFastPath {
   let select: Database.Statement | undefined;
   let insert: Database.Statement | undefined;
+  let user: Database.Statement | undefined;
+  let start: ((s: SessionRecord, t: RefreshTokenRecord) => void) | undefined;
   return {
+    async findUserByEmail(email) {
+      user ??= sqlite.prepare(userSql((c) => c, "?"));
+      const row = await retryWhileBusy(() => user!.get(email) as UserRow | undefined);
+      return row ? toUser(row) : null;
+    },
+    async startSession(session, first) {
+      if (!start) {
+        const insertSession = sqlite.prepare(`INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`);
+        const insertToken = sqlite.prepare(`INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`);
+        // One synchronous transaction: nothing else runs on this connection in between.
+        start = sqlite.transaction((s: SessionRecord, t: RefreshTokenRecord) => {
+          insertSession.run(s.id, s.userId, s.clientId, s.scope, sqliteTimestamp(s.createdAt), sqliteTimestamp(s.expiresAt));
+          insertToken.run(t.id, t.sessionId, t.hash, t.parentId, sqliteTimestamp(t.createdAt), sqliteTimestamp(t.expiresAt));
+        }).immediate;
+      }
+      await retryWhileBusy(() => start!(session, first));
+    },
     async findToken(hash) {
       select ??= sqlite.prepare(selectSql((c) => c, "?"));
       const row = await retryWhileBusy(() => select!.get(hash) as Row | undefined);
@@ -139,7 +184,33 @@ const pgTimestamp = (d: Date): string => d.toISOString().replace("Z", "");
 function postgresFastPath(pool: pg.Pool): RefreshFastPath {
   const select = { name: "tessera_find_refresh_token", text: selectSql(pgEpochMs, "$1") };
   const insertText = `INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp)`;
+  // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip.
+  const startText = `WITH s AS (
+      INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp) RETURNING "id")
+    INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) SELECT $7, s."id", $8, NULL, $9::timestamp, $10::timestamp FROM s`;
   return {
+    async findUserByEmail(email) {
+      const { rows } = await pool.query<UserRow>({ name: "tessera_find_user", text: userSql(pgEpochMs, "$1"), values: [email] });
+      return rows[0] ? toUser(rows[0]) : null;
+    },
+    async startSession(session, first) {
+      await pool.query({
+        name: "tessera_start_session",
+        text: startText,
+        values: [
+          session.id,
+          session.userId,
+          session.clientId,
+          session.scope,
+          pgTimestamp(session.createdAt),
+          pgTimestamp(session.expiresAt),
+          first.id,
+          first.hash,
+          pgTimestamp(first.createdAt),
+          pgTimestamp(first.expiresAt),
+        ],
+      });
+    },
     async findToken(hash) {
       const { rows } = await pool.query<Row>({ ...select, values: [hash] });
       return rows[0] ? toLookup(rows[0]) : null;

@@ -80,10 +80,8 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
     },
 
     users: {
-      async findByEmail(email) {
-        const r = await db.user.findUnique({ where: { email } });
-        return r ? toUser(r) : null;
-      },
+      // Login's lookup runs on the driver (fast-path.ts).
+      findByEmail: (email) => fast.findUserByEmail(email),
       async findById(id) {
         const r = await db.user.findUnique({ where: { id } });
         return r ? toUser(r) : null;
@@ -146,10 +144,8 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
     },
 
     sessions: {
-      async start(session: SessionRecord, first: RefreshTokenRecord) {
-        // Two plain inserts in one transaction (a nested create would re-read the session).
-        await db.$transaction([db.session.create({ data: session, select: { id: true } }), db.refreshToken.create({ data: first, select: { id: true } })]);
-      },
+      // Login's session + first token run on the driver, in one transaction (fast-path.ts).
+      start: (session: SessionRecord, first: RefreshTokenRecord) => fast.startSession(session, first),
 
       findToken: (hash) => fast.findToken(hash),
 
