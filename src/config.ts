@@ -61,6 +61,12 @@ export interface Config {
   keyRotationInterval: number;
   /** seconds between key reloads of a running instance */
   keysReloadInterval: number;
+  /** consecutive failed logins before an account is temporarily locked; 0 = never */
+  loginLockoutThreshold: number;
+  /** first lock, seconds; doubles with each further failure */
+  loginLockoutBase: number;
+  /** longest lock, seconds */
+  loginLockoutMax: number;
   /** seconds a client record is cached (a disabled client is refused within this time) */
   clientCacheTtl: number;
   /** RSA key size for RS256/PS256 */
@@ -229,6 +235,9 @@ export function loadConfig(env: Env = process.env): Config {
     keysReloadInterval: duration("KEYS_RELOAD_INTERVAL", 10, 1),
     rsaModulusLength: rsaModulusLength === 3072 ? 3072 : 2048,
     clientCacheTtl: duration("CLIENT_CACHE_TTL", 5, 0),
+    loginLockoutThreshold: int("LOGIN_LOCKOUT_THRESHOLD", 10, 0, 1000),
+    loginLockoutBase: duration("LOGIN_LOCKOUT_BASE", 60, 1),
+    loginLockoutMax: duration("LOGIN_LOCKOUT_MAX", 3600, 1),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ ...config, argon2: Object.freeze(argon2), allowedOrigins: Object.freeze([...allowedOrigins]) as string[] });

@@ -124,7 +124,11 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       keyReloader,
       audit,
       hasher,
-      users: new Users(storage.users, hasher, audit, clock),
+      users: new Users(storage.users, hasher, audit, clock, {
+        threshold: config.loginLockoutThreshold,
+        base: config.loginLockoutBase,
+        max: config.loginLockoutMax,
+      }),
       clients: new Clients(storage.clients, config.clientCacheTtl),
       families,
       tokenStatus: new TokenStatus({

@@ -8,6 +8,7 @@ export type AuditEventType =
   | "user.registered"
   | "login.succeeded"
   | "login.failed"
+  | "login.locked"
   | "password.rehashed"
   | "refresh.reuse_detected"
   | "refresh.grace_retry"
@@ -39,7 +40,7 @@ export interface AuditFields {
   details?: Record<string, unknown>;
 }
 
-const WARN: ReadonlySet<AuditEventType> = new Set(["refresh.reuse_detected", "login.failed", "key.revoked"]);
+const WARN: ReadonlySet<AuditEventType> = new Set(["refresh.reuse_detected", "login.failed", "login.locked", "key.revoked"]);
 
 export class Audit {
   /** events by type since start; what a metrics endpoint reads */

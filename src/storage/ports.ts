@@ -8,6 +8,10 @@ export interface UserRecord {
   roles: string[];
   createdAt: Date;
   disabledAt: Date | null;
+  /** consecutive failed logins since the last success */
+  failedLogins: number;
+  /** no login succeeds before this moment (brute-force throttling) */
+  lockedUntil: Date | null;
 }
 
 export interface ClientRecord {
@@ -81,6 +85,11 @@ export interface UserStore {
   /** throws EmailTakenError when the email exists */
   create(user: UserRecord): Promise<void>;
   updatePasswordHash(id: string, passwordHash: string): Promise<void>;
+  /** atomically counts one more failed login; returns the new count */
+  recordFailedLogin(id: string): Promise<number>;
+  setLockedUntil(id: string, until: Date): Promise<void>;
+  /** a successful login clears the count and any lock */
+  clearFailedLogins(id: string): Promise<void>;
   /** marks the user disabled (idempotent); null when there is no such user */
   disable(email: string, at: Date): Promise<UserRecord | null>;
 }

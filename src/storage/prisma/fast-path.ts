@@ -95,10 +95,12 @@ interface UserRow {
   roles: string;
   createdAt: string | number;
   disabledAt: string | number | null;
+  failedLogins: number | string;
+  lockedUntil: string | number | null;
 }
 
 const userSql = (ts: (col: string) => string, param: string) =>
-  `SELECT "id", "email", "passwordHash", "roles", ${ts('"createdAt"')} AS "createdAt", ${ts('"disabledAt"')} AS "disabledAt" FROM "User" WHERE "email" = ${param}`;
+  `SELECT "id", "email", "passwordHash", "roles", ${ts('"createdAt"')} AS "createdAt", ${ts('"disabledAt"')} AS "disabledAt", "failedLogins", ${ts('"lockedUntil"')} AS "lockedUntil" FROM "User" WHERE "email" = ${param}`;
 
 const toUser = (r: UserRow): UserRecord => ({
   id: r.id,
@@ -107,6 +109,8 @@ const toUser = (r: UserRow): UserRecord => ({
   roles: r.roles.split(" ").filter(Boolean),
   createdAt: date(r.createdAt),
   disabledAt: r.disabledAt === null ? null : date(r.disabledAt),
+  failedLogins: Number(r.failedLogins),
+  lockedUntil: r.lockedUntil === null ? null : date(r.lockedUntil),
 });
 
 // ---- SQLite ----

@@ -97,6 +97,16 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
       async updatePasswordHash(id, passwordHash) {
         await db.user.update({ where: { id }, data: { passwordHash } });
       },
+      async recordFailedLogin(id) {
+        const r = await db.user.update({ where: { id }, data: { failedLogins: { increment: 1 } }, select: { failedLogins: true } });
+        return r.failedLogins;
+      },
+      async setLockedUntil(id, until) {
+        await db.user.update({ where: { id }, data: { lockedUntil: until } });
+      },
+      async clearFailedLogins(id) {
+        await db.user.update({ where: { id }, data: { failedLogins: 0, lockedUntil: null } });
+      },
       async disable(email, at) {
         await db.user.updateMany({ where: { email, disabledAt: null }, data: { disabledAt: at } });
         const r = await db.user.findUnique({ where: { email } });
