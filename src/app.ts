@@ -10,12 +10,25 @@ import type { Logger } from "pino";
 import { registerErrorHandler } from "./http/plugins/errors.ts";
 import { browserRoutes } from "./http/routes/browser.ts";
 import { healthRoutes } from "./http/routes/health.ts";
+import { createMetrics, metricsRoutes } from "./http/routes/metrics.ts";
 import { tokenStatusRoutes } from "./http/routes/token-status.ts";
 import { tokenRoutes } from "./http/routes/token.ts";
 import { jwksResponse, wellKnownRoutes } from "./http/routes/well-known.ts";
 import type { Services } from "./services.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Which grant a successful response issued, for the metrics counter (null: not a token response). */
+function tokenGrantOf(url: string, body: unknown): string | null {
+  const path = url.split("?")[0];
+  if (path === "/oauth/token") {
+    const gt = (body as { grant_type?: unknown } | undefined)?.grant_type;
+    return typeof gt === "string" && ["password", "refresh_token", "client_credentials"].includes(gt) ? gt : null;
+  }
+  if (path === "/auth/login") return "password";
+  if (path === "/auth/refresh") return "refresh_token";
+  return null;
+}
 
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const { config } = services;
@@ -78,6 +91,17 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     done();
   });
 
+  // Prometheus metrics (and the token counter's hook, which every route below inherits).
+  const metrics = services.config.metricsEnabled ? createMetrics(services) : null;
+  if (metrics) {
+    metricsRoutes(app, services, metrics);
+    // Count token responses by grant type (the token endpoint and the browser endpoints).
+    app.addHook("onSend", (request, reply, payload, done) => {
+      const grant = tokenGrantOf(request.url, request.body);
+      if (grant && reply.statusCode === 200) metrics.tokensIssued.inc({ grant_type: grant });
+      done(null, payload);
+    });
+  }
   // Public, read-only documents: no cookies, bodies or CORS negotiation on their path, so the
   // JWKS is served with as little per-request work as possible.
   wellKnownRoutes(app, services);

@@ -61,6 +61,10 @@ export interface Config {
   keyRotationInterval: number;
   /** seconds between key reloads of a running instance */
   keysReloadInterval: number;
+  /** serve Prometheus metrics at /metrics */
+  metricsEnabled: boolean;
+  /** when set, /metrics requires `Authorization: Bearer <token>` */
+  metricsToken: string | null;
   /** consecutive failed logins before an account is temporarily locked; 0 = never */
   loginLockoutThreshold: number;
   /** first lock, seconds; doubles with each further failure */
@@ -235,6 +239,8 @@ export function loadConfig(env: Env = process.env): Config {
     keysReloadInterval: duration("KEYS_RELOAD_INTERVAL", 10, 1),
     rsaModulusLength: rsaModulusLength === 3072 ? 3072 : 2048,
     clientCacheTtl: duration("CLIENT_CACHE_TTL", 5, 0),
+    metricsEnabled: bool("METRICS_ENABLED", true),
+    metricsToken: env.METRICS_TOKEN ? env.METRICS_TOKEN : null,
     loginLockoutThreshold: int("LOGIN_LOCKOUT_THRESHOLD", 10, 0, 1000),
     loginLockoutBase: duration("LOGIN_LOCKOUT_BASE", 60, 1),
     loginLockoutMax: duration("LOGIN_LOCKOUT_MAX", 3600, 1),

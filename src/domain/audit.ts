@@ -52,8 +52,16 @@ export class Audit {
     private readonly clock: Clock,
   ) {}
 
+  readonly #listeners: Array<(type: AuditEventType) => void> = [];
+
+  /** Called for every event (metrics counters hang off this). */
+  onRecord(listener: (type: AuditEventType) => void): void {
+    this.#listeners.push(listener);
+  }
+
   async record(type: AuditEventType, fields: AuditFields = {}): Promise<void> {
     this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
+    for (const l of this.#listeners) l(type);
     const event = { id: newId(), type, at: this.clock.now(), ...fields };
     const line = { audit: type, userId: fields.userId, clientId: fields.clientId, sessionId: fields.sessionId, ...fields.details };
     if (WARN.has(type)) this.logger.warn(line, `audit: ${type}`);

@@ -40,6 +40,11 @@ export class PasswordHasher {
     this.#bulkhead = new Bulkhead(limits.concurrency, limits.queue);
   }
 
+  /** password hashes running / waiting right now (for metrics) */
+  get load(): { running: number; waiting: number } {
+    return { running: this.#bulkhead.running, waiting: this.#bulkhead.waiting };
+  }
+
   hash(password: string): Promise<string> {
     return this.#bulkhead.run(() => argon2.hash(normalizePassword(password), this.#options));
   }

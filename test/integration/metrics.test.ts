@@ -1,0 +1,67 @@
+// GET /metrics: what an operator's Prometheus scrapes. Reuse, grace retries and failed logins
+// show up by cause, tokens by grant type; a METRICS_TOKEN closes the endpoint.
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDb, login, passwordGrant, refreshGrant, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
+
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-z_]+)(\{([^}]*)\})? ([0-9.e+-]+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = (m[3] ?? "").split(",").filter(Boolean);
+    if (want.every((w) => have.includes(w))) return Number(m[4]);
+  }
+  return 0;
+}
+
+describeEachDb("metrics", (flavor) => {
+  let issuer: TestIssuer;
+  let locked: TestIssuer;
+  beforeAll(async () => {
+    issuer = await startIssuer(flavor, { env: { REFRESH_REUSE_GRACE: "5" } });
+    locked = await startIssuer(flavor, { env: { METRICS_TOKEN: "scrape-secret-123" } });
+  });
+  afterAll(async () => {
+    await locked?.close();
+    await issuer?.close();
+  });
+
+  const scrape = async (i: TestIssuer, headers: Record<string, string> = {}) => i.app.inject({ method: "GET", url: "/metrics", headers });
+
+  it("counts tokens by grant type and security events by cause", async () => {
+    const before = (await scrape(issuer)).body;
+    const pair = await login(issuer.app);
+    const first = await refreshGrant(issuer.app, pair.refresh_token);
+    await refreshGrant(issuer.app, pair.refresh_token); // grace retry
+    issuer.clock.advance(10);
+    await refreshGrant(issuer.app, pair.refresh_token); // reuse
+    await passwordGrant(issuer.app, pair.email, "wrong password!");
+    expect(first.statusCode).toBe(200);
+
+    const res = await scrape(issuer);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["content-type"]).toMatch(/^text\/plain/);
+    const after = res.body;
+    const delta = (name: string, labels: Record<string, string>) => sample(after, name, labels) - sample(before, name, labels);
+    expect(delta("tessera_tokens_issued_total", { grant_type: "password" })).toBe(1);
+    expect(delta("tessera_tokens_issued_total", { grant_type: "refresh_token" })).toBe(2);
+    expect(delta("tessera_audit_events_total", { type: "refresh.grace_retry" })).toBe(1);
+    expect(delta("tessera_audit_events_total", { type: "refresh.reuse_detected" })).toBe(1);
+    expect(delta("tessera_audit_events_total", { type: "login.failed" })).toBe(1);
+    expect(sample(after, "tessera_signing_keys", { state: "active", alg: "ES256" })).toBe(1);
+    expect(after).toContain("tessera_password_hash_operations");
+    expect(after).toContain("tessera_process_resident_memory_bytes");
+    // No secret in the scrape.
+    expect(after).not.toContain(pair.refresh_token);
+    expect(after).not.toContain(pair.access_token);
+  });
+
+  it("with METRICS_TOKEN, scrapes need the token", async () => {
+    const none = await scrape(locked);
+    expect(none.statusCode).toBe(401);
+    expect(none.headers["www-authenticate"]).toMatch(/^Bearer/);
+    expect((await scrape(locked, { authorization: "Bearer wrong-secret-123" })).statusCode).toBe(401);
+    expect((await scrape(locked, { authorization: "Bearer scrape-secret-123" })).statusCode).toBe(200);
+  });
+});
