@@ -61,6 +61,8 @@ export interface Config {
   keyRotationInterval: number;
   /** seconds between key reloads of a running instance */
   keysReloadInterval: number;
+  /** scopes only users with one of the listed roles may get (SCOPE_ROLES="admin:write=admin|ops;...") */
+  scopeRoles: ReadonlyMap<string, readonly string[]>;
   /** serve Prometheus metrics at /metrics */
   metricsEnabled: boolean;
   /** when set, /metrics requires `Authorization: Bearer <token>` */
@@ -199,6 +201,15 @@ export function loadConfig(env: Env = process.env): Config {
   } else if (keyStoreRaw === "database") {
     problems.push("KEYS_ENCRYPTION_KEY: required with KEY_STORE=database (keys are stored sealed); generate one with: openssl rand -base64 32");
   }
+  const scopeRoles = new Map<string, string[]>();
+  for (const entry of str("SCOPE_ROLES", "").split(/[;\s]+/).filter(Boolean)) {
+    const m = /^([\x21\x23-\x3C\x3E-\x5B\x5D-\x7E]+)=([A-Za-z0-9._:-]+(\|[A-Za-z0-9._:-]+)*)$/.exec(entry);
+    if (!m) {
+      problems.push(`SCOPE_ROLES: ${JSON.stringify(entry)} is not scope=role[|role...]`);
+      continue;
+    }
+    scopeRoles.set(m[1]!, m[2]!.split("|"));
+  }
   const rsaModulusLength = int("RSA_MODULUS_LENGTH", 2048, 2048, 3072);
   if (rsaModulusLength !== 2048 && rsaModulusLength !== 3072) {
     problems.push(`RSA_MODULUS_LENGTH=${rsaModulusLength}: expected 2048 or 3072`);
@@ -239,6 +250,7 @@ export function loadConfig(env: Env = process.env): Config {
     keysReloadInterval: duration("KEYS_RELOAD_INTERVAL", 10, 1),
     rsaModulusLength: rsaModulusLength === 3072 ? 3072 : 2048,
     clientCacheTtl: duration("CLIENT_CACHE_TTL", 5, 0),
+    scopeRoles,
     metricsEnabled: bool("METRICS_ENABLED", true),
     metricsToken: env.METRICS_TOKEN ? env.METRICS_TOKEN : null,
     loginLockoutThreshold: int("LOGIN_LOCKOUT_THRESHOLD", 10, 0, 1000),

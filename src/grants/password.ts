@@ -1,6 +1,6 @@
 // grant_type=password: RFC 6749 §4.3 (resource owner password credentials). RFC 9700 §2.4
 // deprecates it for third parties; Tessera offers it to first-party clients that are allowed it.
-import { assertGrantAllowed, grantScope } from "../domain/clients/clients.ts";
+import { assertGrantAllowed, grantScope, narrowScopeToUser } from "../domain/clients/clients.ts";
 import type { Grant } from "./grant.ts";
 
 export const passwordGrant: Grant = {
@@ -8,8 +8,10 @@ export const passwordGrant: Grant = {
   required: ["username", "password"],
   async handle({ params, client }, s) {
     assertGrantAllowed(client, "password");
-    const scope = grantScope(client, params.scope);
+    const requested = grantScope(client, params.scope);
     const user = await s.users.authenticate(params.username ?? "", params.password ?? "", client.id);
+    // What the client may have, narrowed to what this user may have.
+    const scope = narrowScopeToUser(requested, user.roles, s.config.scopeRoles);
     const refresh = await s.families.start({
       userId: user.id,
       clientId: client.id,

@@ -18,8 +18,10 @@ export const refreshTokenGrant: Grant = {
   required: ["refresh_token"],
   async handle({ params, client }, s) {
     assertGrantAllowed(client, "refresh_token");
-    const refresh = await s.families.rotate(params.refresh_token ?? "", client.id);
-    const scope = narrowScope(refresh.session.scope, params.scope);
+    let scope = "";
+    const refresh = await s.families.rotate(params.refresh_token ?? "", client.id, (session) => {
+      scope = narrowScope(session.scope, params.scope);
+    });
     const access = await s.accessTokens.issue({
       subject: refresh.session.userId,
       clientId: client.id,

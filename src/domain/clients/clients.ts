@@ -81,3 +81,18 @@ export function grantScope(client: ClientRecord, requested: string | undefined):
   if (denied.length > 0) throw new InvalidScope(`Scope not allowed for this client: ${denied.join(" ").slice(0, 200)}.`);
   return wanted.join(" ");
 }
+
+/**
+ * The user's side of scope narrowing (RFC 6749 §3.3: the server may grant less than asked and
+ * says so in `scope`): a scope gated by roles is dropped unless the user has one of them.
+ */
+export function narrowScopeToUser(scope: string, roles: readonly string[], scopeRoles: ReadonlyMap<string, readonly string[]>): string {
+  return scope
+    .split(" ")
+    .filter(Boolean)
+    .filter((s) => {
+      const gate = scopeRoles.get(s);
+      return gate === undefined || gate.some((r) => roles.includes(r));
+    })
+    .join(" ");
+}

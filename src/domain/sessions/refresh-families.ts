@@ -62,11 +62,12 @@ export class RefreshFamilies {
   }
 
   /**
-   * Consume `presented` and return its successor. Exactly one concurrent caller consumes a
+   * Consume `presented` and return its successor. `check` may refuse the request (throw)
+   * before anything is consumed. Exactly one concurrent caller consumes a
    * token (the store's unique parentId decides); the others get the same successor inside the
    * grace window, or revoke the family outside it.
    */
-  async rotate(presented: string, clientId: string): Promise<IssuedRefreshToken> {
+  async rotate(presented: string, clientId: string, check?: (session: SessionRecord) => void): Promise<IssuedRefreshToken> {
     const lookup = await this.find(presented);
     const { token, session } = lookup;
     // RFC 6749 §6: the refresh token is bound to the client it was issued to.
@@ -75,6 +76,9 @@ export class RefreshFamilies {
     this.assertUsable(session, now);
     // A disabled user's sessions are revoked when it is disabled; this also covers the race.
     if (lookup.user.disabledAt !== null) throw new InvalidGrant("The user account is disabled.");
+    // Request checks that depend on the session (e.g. a narrower scope) run before the token is
+    // consumed: a refused request must leave the refresh token usable.
+    check?.(session);
     const roles = lookup.user.roles;
 
     let child = lookup.child;
