@@ -63,6 +63,8 @@ export interface Config {
   keysReloadInterval: number;
   /** scopes only users with one of the listed roles may get (SCOPE_ROLES="admin:write=admin|ops;...") */
   scopeRoles: ReadonlyMap<string, readonly string[]>;
+  /** seconds between SIGTERM (readiness off) and closing the listener, for load balancers to notice */
+  shutdownDelay: number;
   /** serve Prometheus metrics at /metrics */
   metricsEnabled: boolean;
   /** when set, /metrics requires `Authorization: Bearer <token>` */
@@ -251,6 +253,7 @@ export function loadConfig(env: Env = process.env): Config {
     rsaModulusLength: rsaModulusLength === 3072 ? 3072 : 2048,
     clientCacheTtl: duration("CLIENT_CACHE_TTL", 5, 0),
     scopeRoles,
+    shutdownDelay: duration("SHUTDOWN_DELAY", 0, 0),
     metricsEnabled: bool("METRICS_ENABLED", true),
     metricsToken: env.METRICS_TOKEN ? env.METRICS_TOKEN : null,
     loginLockoutThreshold: int("LOGIN_LOCKOUT_THRESHOLD", 10, 0, 1000),

@@ -46,11 +46,14 @@ async function main(): Promise<void> {
       clearInterval(pruneTimer);
       services.keyReloader.stop();
       const force = setTimeout(() => {
-        logger.error("shutdown took longer than 15s; exiting");
+        logger.error("shutdown took too long; exiting");
         process.exit(1);
-      }, 15_000).unref();
-      app
-        .close()
+      }, (15 + config.shutdownDelay) * 1000).unref();
+      // Readiness off first; keep serving for SHUTDOWN_DELAY so load balancers stop sending
+      // traffic before the listener closes (then in-flight requests drain).
+      services.lifecycle.draining = true;
+      new Promise((r) => setTimeout(r, config.shutdownDelay * 1000))
+        .then(() => app.close())
         .then(() => services.storage.close())
         .then(() => {
           clearTimeout(force);

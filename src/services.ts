@@ -33,6 +33,8 @@ export interface Services {
   audit: Audit;
   hasher: PasswordHasher;
   tokenStatus: TokenStatus;
+  /** process state the HTTP layer reports (readiness turns off while draining) */
+  lifecycle: { draining: boolean };
 }
 
 export interface ServiceOverrides {
@@ -131,6 +133,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       }),
       clients: new Clients(storage.clients, config.clientCacheTtl),
       families,
+      lifecycle: { draining: false },
       tokenStatus: new TokenStatus({
         keys,
         clock,

@@ -310,6 +310,24 @@ describe("server process: graceful shutdown", () => {
   }, 120_000);
 });
 
+describe("server process: shutdown delay", () => {
+  it("with SHUTDOWN_DELAY, SIGTERM turns readiness off at once but keeps serving until the delay ends, then exits 0", async () => {
+    const dir = tempDir();
+    const { proc, baseUrl } = await startAndListen(issuerEnv(path.join(dir, "keys"), `file:${path.join(dir, "db", "t.db")}`, { SHUTDOWN_DELAY: "3" }));
+    const email = await registerOverHttp(baseUrl);
+    expect((await get(`${baseUrl}/readyz`)).status).toBe(200);
+    proc.child.kill("SIGTERM");
+    // Readiness answers 503 "draining" while requests are still served normally.
+    let ready = await get(`${baseUrl}/readyz`);
+    for (let i = 0; i < 20 && ready.status === 200; i++) ready = await get(`${baseUrl}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(await ready.text())).toMatchObject({ status: "draining" });
+    expect((await loginOverHttp(baseUrl, email)).res.status).toBe(200);
+    const exit = await proc.exited(30_000);
+    expect(exit, proc.output()).toEqual({ code: 0, signal: null });
+  }, 60_000);
+});
+
 describe("server process: refusing to start", () => {
   it("bad configuration: exit code 2, one stderr line per bad variable, nothing created", async () => {
     const dir = tempDir();

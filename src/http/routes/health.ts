@@ -13,9 +13,11 @@ export function healthRoutes(app: FastifyInstance, s: Services): void {
       checks.database = "unreachable";
       request.log.warn({ err: { message: (err as Error).message } }, "readiness: database unreachable");
     }
-    const ready = checks.database === "ok" && checks.signingKey === "ok";
+    // While draining for shutdown, stop attracting traffic (load balancers poll this).
+    const draining = s.lifecycle.draining;
+    const ready = !draining && checks.database === "ok" && checks.signingKey === "ok";
     reply.header("cache-control", "no-store");
     if (!ready) reply.header("retry-after", "5");
-    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "unavailable", checks });
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : draining ? "draining" : "unavailable", checks });
   });
 }
