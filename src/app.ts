@@ -18,6 +18,15 @@ import type { Services } from "./services.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
+/** The client address as the request log shows it: behind a trusted proxy, X-Forwarded-For's first hop. */
+function clientIpOf(trustProxy: boolean) {
+  return (req: http.IncomingMessage): string | undefined => {
+    const forwarded = req.headers["x-forwarded-for"];
+    if (trustProxy && typeof forwarded === "string" && forwarded.trim()) return forwarded.split(",")[0]!.trim();
+    return req.socket.remoteAddress;
+  };
+}
+
 /** Which grant a successful response issued, for the metrics counter (null: not a token response). */
 function tokenGrantOf(url: string, body: unknown): string | null {
   const path = url.split("?")[0];
@@ -32,6 +41,7 @@ function tokenGrantOf(url: string, body: unknown): string | null {
 
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const { config } = services;
+  const clientIp = clientIpOf(config.trustProxy);
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Fastify's two lines per request are replaced by our one (onResponse below).
@@ -59,7 +69,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
         res.end(r.body ?? undefined);
         if (logger.isLevelEnabled("info")) {
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
-          logger.info({ reqId, method: "GET", path: "/.well-known/jwks.json", status: r.status, ms: Math.round(ms * 10) / 10, ip: req.socket.remoteAddress }, "request");
+          logger.info({ reqId, method: "GET", path: "/.well-known/jwks.json", status: r.status, ms: Math.round(ms * 10) / 10, ip: clientIp(req) }, "request");
         }
       }),
     // Schemas validate, they do not convert: a JSON number is not a password.
