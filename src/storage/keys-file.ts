@@ -211,24 +211,6 @@ export class FileKeyStore implements KeyStore {
   }
 }
 
-/** All keys in `dir`, imported for signing. */
-export async function loadKeys(dir: string, encryptionKey: Buffer | null = null): Promise<SigningKey[]> {
-  return Promise.all((await new FileKeyStore(dir, encryptionKey).list()).map(toSigningKey));
-}
-
-/** Loads the keys; on first start (no active key of `alg`) generates one under the lock. */
-export async function ensureSigningKey(dir: string, alg: SigningAlg, now: Date): Promise<SigningKey[]> {
-  const store = new FileKeyStore(dir);
-  const keys = await store.list();
-  if (!keys.some((k) => k.state === "active" && k.alg === alg)) {
-    await store.transaction(async (tx) => {
-      if ((await tx.list()).some((k) => k.state === "active" && k.alg === alg)) return;
-      await tx.insert(await generateKey(alg, "active", now));
-    });
-  }
-  return loadKeys(dir);
-}
-
 /**
  * A 32-byte server secret kept next to the keys (created on first start), unless given in the
  * environment. Used to derive successor refresh tokens.

@@ -8,9 +8,29 @@ import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import type { AuditLogger } from "../../src/domain/audit.ts";
 import { KeyRing } from "../../src/domain/keys/key-ring.ts";
-import { createServices } from "../../src/services.ts";
-import { ensureSigningKey, KeyStoreError, loadKeys, loadOrCreateSecret } from "../../src/storage/keys-file.ts";
+import type { SigningAlg } from "../../src/config.ts";
+import { toSigningKey } from "../../src/domain/keys/generate.ts";
+import { KeyManager } from "../../src/domain/keys/key-manager.ts";
+import { createServices, keyPolicy } from "../../src/services.ts";
+import { FileKeyStore, KeyStoreError, loadOrCreateSecret } from "../../src/storage/keys-file.ts";
 import type { ClientRecord, Storage } from "../../src/storage/ports.ts";
+
+/** Every key in `dir`, imported for signing (what an instance's key reload produces). */
+async function loadKeys(dir: string) {
+  return Promise.all((await new FileKeyStore(dir).list()).map(toSigningKey));
+}
+
+/** What a server does at start (createServices): KeyManager.ensureInitialKey on the file store. */
+async function ensureSigningKey(dir: string, alg: SigningAlg, now: Date) {
+  const manager = new KeyManager({
+    store: new FileKeyStore(dir),
+    clock: { now: () => now },
+    policy: keyPolicy(loadConfig({})),
+    signingAlg: alg,
+  });
+  await manager.ensureInitialKey();
+  return loadKeys(dir);
+}
 
 const tmpDirs: string[] = [];
 function tmp(): string {

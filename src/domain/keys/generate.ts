@@ -4,6 +4,7 @@ import type { SigningAlg } from "../../config.ts";
 import type { StoredKey } from "../../storage/ports.ts";
 import type { KeyState, SigningKey } from "./key-ring.ts";
 
+/** The allow-list of public JWK members (RFC 7517 §4, RFC 7518 §6): nothing private can pass. */
 const PUBLIC_MEMBERS = ["kty", "crv", "x", "y", "n", "e"] as const;
 
 export function publicPart(jwk: JWK): JWK {

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import type { CryptoKey, JWK, KeyObject } from "jose";
 import type { SigningAlg } from "../../config.ts";
 
+import { publicPart } from "./generate.ts";
 import type { KeyState } from "./lifecycle.ts";
 
 export type { KeyState };
@@ -21,15 +22,8 @@ export interface SigningKey {
   publicJwk: JWK;
 }
 
-const PUBLIC_MEMBERS = ["kty", "crv", "x", "y", "n", "e"] as const;
-
 export function publicJwkOf(key: Pick<SigningKey, "kid" | "alg" | "publicJwk">): JWK {
-  const out: JWK = {};
-  for (const m of PUBLIC_MEMBERS) {
-    const v = key.publicJwk[m];
-    if (typeof v === "string") out[m] = v;
-  }
-  return { ...out, kid: key.kid, use: "sig", alg: key.alg };
+  return { ...publicPart(key.publicJwk), kid: key.kid, use: "sig", alg: key.alg };
 }
 
 export interface PublishedJwks {
