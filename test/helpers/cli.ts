@@ -2,7 +2,7 @@
 // in a child process with an explicit environment. Every child is tracked; killAllScripts() in
 // afterEach/afterAll leaves nothing running.
 import { spawn, type ChildProcess } from "node:child_process";
-import { ROOT } from "./process.ts";
+import { killAll, ROOT } from "./process.ts";
 
 export interface ScriptResult {
   code: number | null;
@@ -71,23 +71,8 @@ export const describeResult = (r: ScriptResult) =>
   `exit ${r.code}${r.signal ? ` (${r.signal})` : ""}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 
 /** SIGKILL every script still running, and wait for them to exit. */
-export async function killAllScripts(): Promise<void> {
-  const children = [...running];
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          const t = setTimeout(resolve, 10_000);
-          c.once("close", () => {
-            clearTimeout(t);
-            resolve();
-          });
-        }),
-    ),
-  );
-  running.clear();
+export function killAllScripts(): Promise<void> {
+  return killAll(running);
 }
 
 export interface ListedKey {

@@ -145,8 +145,8 @@ export function spawnIssuer(env: Record<string, string>): IssuerProcess {
   return proc;
 }
 
-/** SIGKILL every child still running (afterEach/afterAll). */
-export async function killAllIssuers(): Promise<void> {
+/** SIGKILL every child in `running` still alive, wait for them to exit, forget them. */
+export async function killAll(running: Set<ChildProcess>): Promise<void> {
   const children = [...running];
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   await Promise.all(
@@ -163,6 +163,11 @@ export async function killAllIssuers(): Promise<void> {
     ),
   );
   running.clear();
+}
+
+/** SIGKILL every server child still running (afterEach/afterAll). */
+export function killAllIssuers(): Promise<void> {
+  return killAll(running);
 }
 
 /** Rejects when `promise` does not settle within `ms`: "does not hang", not a performance bound. */
