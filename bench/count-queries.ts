@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     findUserByEmail: (email) => (queries.push("[driver] SELECT user by email"), inner.findUserByEmail(email)),
     startSession: (s, t) => (queries.push("[driver] INSERT session + first refresh token (one transaction)"), inner.startSession(s, t)),
     findToken: (hash) => (queries.push("[driver] SELECT refresh token + session + successor"), inner.findToken(hash)),
-    insertChild: (c) => (queries.push("[driver] INSERT refresh token"), inner.insertChild(c)),
+    insertChild: (c, now) => (queries.push("[driver] INSERT refresh token if the session is live"), inner.insertChild(c, now)),
     close: () => inner.close(),
   };
   const storage = prismaStorage(db, flavor, fast);

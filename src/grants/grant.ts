@@ -28,4 +28,9 @@ export interface Grant {
   /** parameters the grant reads; required ones must be present and non-empty */
   required: readonly string[];
   handle(req: GrantRequest, services: Services): Promise<GrantResult>;
+  /**
+   * Runs when client authentication failed, before that error is answered; may throw a more
+   * decisive error (the refresh grant's reuse verdict: RFC 9700 §4.14.2).
+   */
+  onClientRejected?(params: Readonly<Record<string, string>>, services: Services): Promise<void>;
 }

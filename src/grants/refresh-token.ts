@@ -1,5 +1,5 @@
 // grant_type=refresh_token: RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
-import { assertGrantAllowed } from "../domain/clients/clients.ts";
+import { assertGrantAllowed, narrowScopeToUser } from "../domain/clients/clients.ts";
 import { InvalidScope } from "../domain/errors.ts";
 import type { Grant } from "./grant.ts";
 
@@ -17,10 +17,16 @@ export const refreshTokenGrant: Grant = {
   grantType: "refresh_token",
   required: ["refresh_token"],
   async handle({ params, client }, s) {
-    assertGrantAllowed(client, "refresh_token");
     let scope = "";
-    const refresh = await s.families.rotate(params.refresh_token ?? "", client.id, (session) => {
-      scope = narrowScope(session.scope, params.scope);
+    const refresh = await s.families.rotate(params.refresh_token ?? "", client.id, (session, user) => {
+      // After the reuse verdict (a consumed token revokes its family whatever the client may do).
+      assertGrantAllowed(client, "refresh_token");
+      // RFC 6749 §3.3: every refresh grants what the session was granted, narrowed to what the
+      // client and the user may have *now*: a scope taken from the client, or a role taken from
+      // the user, is gone from the next access token, and `scope` in the response says so.
+      const requested = narrowScope(session.scope, params.scope);
+      const clientMay = requested.split(" ").filter((sc) => sc !== "" && client.scopes.includes(sc)).join(" ");
+      scope = narrowScopeToUser(clientMay, user.roles, s.config.scopeRoles);
     });
     const access = await s.accessTokens.issue({
       subject: refresh.session.userId,
@@ -40,5 +46,9 @@ export const refreshTokenGrant: Grant = {
         scope,
       },
     };
+  },
+  // Client authentication failed: a consumed refresh token in the request is still reuse.
+  async onClientRejected(params, s) {
+    if (params.refresh_token) await s.families.rejectIfReused(params.refresh_token);
   },
 };

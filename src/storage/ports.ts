@@ -117,6 +117,9 @@ export interface ClientStore {
   upsert(client: ClientRecord): Promise<ClientRecord>;
 }
 
+/** What consuming a refresh token (inserting its child) did. */
+export type ConsumeOutcome = "inserted" | "consumed" | "session_ended";
+
 export interface PruneResult {
   sessions: number;
 }
@@ -126,10 +129,13 @@ export interface SessionStore {
   start(session: SessionRecord, first: RefreshTokenRecord): Promise<void>;
   findToken(hash: string): Promise<RefreshTokenLookup | null>;
   /**
-   * Consume `child.parentId` by inserting its child. Atomic: the unique parentId lets exactly
-   * one concurrent caller win. Returns false when the parent already has a child.
+   * Consume `child.parentId` by inserting its child, in one statement that also requires the
+   * session to be live at `now` (not revoked, not ended, its user not disabled). Atomic: the
+   * unique parentId lets exactly one concurrent caller win ("consumed" for the others), and a
+   * revocation committed before the insert makes it insert nothing ("session_ended"); one that
+   * is in flight is waited for, never overtaken.
    */
-  insertChild(child: RefreshTokenRecord): Promise<boolean>;
+  insertChild(child: RefreshTokenRecord, now: Date): Promise<ConsumeOutcome>;
   findChildOf(parentId: string): Promise<{ token: RefreshTokenRecord; consumed: boolean } | null>;
   findSession(id: string): Promise<SessionRecord | null>;
   /** revokes unless already revoked; true when this call did it (exactly one caller wins) */

@@ -62,23 +62,35 @@ export class RefreshFamilies {
   }
 
   /**
-   * Consume `presented` and return its successor. `check` may refuse the request (throw)
-   * before anything is consumed. Exactly one concurrent caller consumes a
-   * token (the store's unique parentId decides); the others get the same successor inside the
-   * grace window, or revoke the family outside it.
+   * Consume `presented` and return its successor. The order of the checks is the point:
+   *
+   * 1. A token of a revoked or ended session is refused (nothing left to protect).
+   * 2. Reuse first (RFC 9700 §4.14.2): a consumed token that is not a grace retry by the client
+   *    it was issued to revokes the whole family, whatever else the request says (another
+   *    client_id, a bad scope): request checks must not let a thief probe a session for free.
+   * 3. Then the request checks (client binding, disabled user, `check`, e.g. the scope), which
+   *    refuse without consuming anything.
+   * 4. The consume itself is one INSERT that succeeds only while the session is still live
+   *    (store.insertChild): a logout or reuse revocation committed after step 1 wins over it.
+   *
+   * Exactly one concurrent caller consumes a token (the store's unique parentId decides); the
+   * others get the same successor inside the grace window, or revoke the family outside it.
    */
-  async rotate(presented: string, clientId: string, check?: (session: SessionRecord) => void): Promise<IssuedRefreshToken> {
+  async rotate(presented: string, clientId: string, check?: (session: SessionRecord, user: { roles: string[] }) => void): Promise<IssuedRefreshToken> {
     const lookup = await this.find(presented);
     const { token, session } = lookup;
-    // RFC 6749 §6: the refresh token is bound to the client it was issued to.
-    if (session.clientId !== clientId) throw new InvalidGrant("The refresh token was not issued to this client.");
     const now = this.clock.now();
     this.assertUsable(session, now);
+    if (lookup.child !== null && !this.isGraceRetry(presented, lookup, lookup.child, clientId, now)) {
+      await this.revokeForReuse(lookup, lookup.child, now);
+    }
+    // RFC 6749 §6: the refresh token is bound to the client it was issued to.
+    if (session.clientId !== clientId) throw new InvalidGrant("The refresh token was not issued to this client.");
     // A disabled user's sessions are revoked when it is disabled; this also covers the race.
     if (lookup.user.disabledAt !== null) throw new InvalidGrant("The user account is disabled.");
-    // Request checks that depend on the session (e.g. a narrower scope) run before the token is
+    // Request checks that depend on the session (e.g. the scope) run before the token is
     // consumed: a refused request must leave the refresh token usable.
-    check?.(session);
+    check?.(session, lookup.user);
     const roles = lookup.user.roles;
 
     let child = lookup.child;
@@ -86,14 +98,37 @@ export class RefreshFamilies {
       if (token.expiresAt <= now) throw new InvalidGrant("The refresh token has expired.");
       const successor = deriveChildToken(this.secret, presented);
       const record = this.tokenRecord(session, successor, token.id, now);
-      if (await this.store.insertChild(record)) {
+      const outcome = await this.store.insertChild(record, now);
+      if (outcome === "inserted") {
         return { session, refreshToken: successor, expiresAt: record.expiresAt, outcome: "rotated", roles };
       }
+      // Revoked (logout, reuse, disabled user) or ended between the read and the consume.
+      if (outcome === "session_ended") throw new InvalidGrant("The refresh token has been revoked.");
       // Lost the race to a concurrent refresh with the same token: judge it like a retry.
       child = await this.store.findChildOf(token.id);
       if (child === null) throw new Error("refresh token consumed but its successor is missing");
+      if (!this.isGraceRetry(presented, lookup, child, clientId, now)) await this.revokeForReuse(lookup, child, now);
     }
-    return { ...(await this.retryOrReuse(presented, lookup, child, now)), roles };
+    await this.audit.record("refresh.grace_retry", {
+      userId: session.userId,
+      clientId: session.clientId,
+      sessionId: session.id,
+      details: { tokenId: token.id, secondsSinceRotation: (now.getTime() - child.token.createdAt.getTime()) / 1000 },
+    });
+    return { session, refreshToken: deriveChildToken(this.secret, presented), expiresAt: child.token.expiresAt, outcome: "grace_retry", roles };
+  }
+
+  /**
+   * The reuse verdict for a request that failed before the grant ran (client authentication):
+   * a consumed refresh token is reuse whoever presents it, since an unauthenticated request can
+   * never be a grace retry. Revokes the family and throws; any other token is left alone.
+   */
+  async rejectIfReused(presented: string): Promise<void> {
+    const lookup = await this.lookup(presented);
+    if (!lookup || lookup.child === null) return;
+    const now = this.clock.now();
+    if (lookup.session.revokedAt !== null || lookup.session.expiresAt <= now) return;
+    await this.revokeForReuse(lookup, lookup.child, now);
   }
 
   /** The presented refresh token as stored, or null (unknown, or not shaped like one). */
@@ -146,30 +181,35 @@ export class RefreshFamilies {
     if (session.expiresAt <= now) throw new InvalidGrant("The session has expired.");
   }
 
-  private async retryOrReuse(
+  /**
+   * Grace: the presented token is the direct parent of the family's current token (its child
+   * is unconsumed), was consumed moments ago, and comes back from the client it was issued to,
+   * e.g. a lost response or two tabs. Anything else with a consumed token is reuse.
+   */
+  private isGraceRetry(
     presented: string,
+    { session }: RefreshTokenLookup,
+    child: { token: RefreshTokenRecord; consumed: boolean },
+    clientId: string,
+    now: Date,
+  ): boolean {
+    const ageMs = now.getTime() - child.token.createdAt.getTime();
+    if (child.consumed || ageMs >= this.policy.refreshReuseGrace * 1000 || child.token.expiresAt <= now) return false;
+    if (session.clientId !== clientId) return false;
+    // If the derivation secret changed since, the recomputed token would not be the stored one.
+    return sameHash(hashRefreshToken(deriveChildToken(this.secret, presented)), child.token.hash);
+  }
+
+  /**
+   * Reuse: RFC 9700 §4.14.2, the authorization server cannot tell the legitimate client from
+   * an attacker, so the whole family is revoked. Committed before the request fails.
+   */
+  private async revokeForReuse(
     { token, session }: RefreshTokenLookup,
     child: { token: RefreshTokenRecord; consumed: boolean },
     now: Date,
-  ): Promise<IssuedRefreshToken> {
+  ): Promise<never> {
     const ageMs = now.getTime() - child.token.createdAt.getTime();
-    // Grace: the presented token is the direct parent of the family's current token (its child
-    // is unconsumed) and was consumed moments ago, e.g. a lost response or two tabs.
-    if (!child.consumed && ageMs < this.policy.refreshReuseGrace * 1000 && child.token.expiresAt > now) {
-      const successor = deriveChildToken(this.secret, presented);
-      // If the derivation secret changed since, the recomputed token would not be the stored one.
-      if (sameHash(hashRefreshToken(successor), child.token.hash)) {
-        await this.audit.record("refresh.grace_retry", {
-          userId: session.userId,
-          clientId: session.clientId,
-          sessionId: session.id,
-          details: { tokenId: token.id, secondsSinceRotation: ageMs / 1000 },
-        });
-        return { session, refreshToken: successor, expiresAt: child.token.expiresAt, outcome: "grace_retry" };
-      }
-    }
-    // Reuse: RFC 9700 §4.14.2, the authorization server cannot tell the legitimate client from
-    // an attacker, so the whole family is revoked. Committed before the request fails.
     const revokedNow = await this.store.revoke(session.id, "refresh_token_reuse", now);
     await this.audit.record("refresh.reuse_detected", {
       userId: session.userId,

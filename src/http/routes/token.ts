@@ -9,7 +9,13 @@ export function tokenRoutes(app: FastifyInstance, s: Services): void {
   app.post("/oauth/token", async (request, reply) => {
     const params = readParams(request.body);
     const grant = grantFor(params.grant_type);
-    const client = await s.clients.authenticate(clientCredentials(request, params));
+    let client;
+    try {
+      client = await s.clients.authenticate(clientCredentials(request, params));
+    } catch (err) {
+      await grant.onClientRejected?.(params, s);
+      throw err;
+    }
     assertRequired(grant, params);
     const { response } = await grant.handle({ params, client }, s);
     // RFC 6749 §5.1: responses with tokens must not be cached.

@@ -4,7 +4,7 @@
 // unique parentId still decides which concurrent consumer wins, exactly as before.
 import type Database from "better-sqlite3";
 import type pg from "pg";
-import type { RefreshTokenLookup, RefreshTokenRecord, SessionRecord, UserRecord } from "../ports.ts";
+import type { ConsumeOutcome, RefreshTokenLookup, RefreshTokenRecord, SessionRecord, UserRecord } from "../ports.ts";
 import type { DirectHandle } from "./client.ts";
 
 export interface RefreshFastPath {
@@ -13,8 +13,8 @@ export interface RefreshFastPath {
   /** login: the session and its first refresh token, atomically */
   startSession(session: SessionRecord, first: RefreshTokenRecord): Promise<void>;
   findToken(hash: string): Promise<RefreshTokenLookup | null>;
-  /** false when the parent already has a successor (unique violation) */
-  insertChild(child: RefreshTokenRecord): Promise<boolean>;
+  /** the consume: see SessionStore.insertChild */
+  insertChild(child: RefreshTokenRecord, now: Date): Promise<ConsumeOutcome>;
   close(): Promise<void>;
 }
 
@@ -86,6 +86,22 @@ function selectSql(ts: (col: string) => string, param: string): string {
 }
 
 const INSERT_COLUMNS = `"id", "sessionId", "hash", "parentId", "createdAt", "expiresAt"`;
+
+/**
+ * The consume: insert the successor only if the session is live at this very statement (not
+ * revoked, not past its end, its user not disabled). "Session live" is part of the atomic step,
+ * not a read made earlier, so a logout or reuse revocation committed between the lookup and
+ * this insert wins. On Postgres, FOR SHARE makes the insert wait for a revocation in flight on
+ * the session row and re-check it once committed (READ COMMITTED re-evaluates locked rows); on
+ * SQLite the statement runs under the single writer lock, so nothing interleaves with it.
+ * `p(n)` renders the n-th parameter: child columns 1-6, then the session id and now.
+ */
+function consumeSql(p: (n: number) => string, ts: (n: number) => string, lock: string): string {
+  return `INSERT INTO "RefreshToken" (${INSERT_COLUMNS})
+    SELECT ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${ts(5)}, ${ts(6)}
+      FROM "Session" s JOIN "User" u ON u."id" = s."userId"
+     WHERE s."id" = ${p(7)} AND s."revokedAt" IS NULL AND s."expiresAt" > ${ts(8)} AND u."disabledAt" IS NULL${lock}`;
+}
 const SESSION_COLUMNS = `"id", "userId", "clientId", "scope", "createdAt", "expiresAt"`;
 
 interface UserRow {
@@ -162,13 +178,15 @@ function sqliteFastPath(sqlite: Database.Database): RefreshFastPath {
       const row = await retryWhileBusy(() => select!.get(hash) as Row | undefined);
       return row ? toLookup(row) : null;
     },
-    async insertChild(c) {
-      insert ??= sqlite.prepare(`INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`);
+    async insertChild(c, now) {
+      insert ??= sqlite.prepare(consumeSql(() => "?", () => "?", ""));
       try {
-        await retryWhileBusy(() => insert!.run(c.id, c.sessionId, c.hash, c.parentId, sqliteTimestamp(c.createdAt), sqliteTimestamp(c.expiresAt)));
-        return true;
+        const { changes } = await retryWhileBusy(() =>
+          insert!.run(c.id, c.sessionId, c.hash, c.parentId, sqliteTimestamp(c.createdAt), sqliteTimestamp(c.expiresAt), c.sessionId, sqliteTimestamp(now)),
+        );
+        return changes === 1 ? "inserted" : "session_ended";
       } catch (err) {
-        if (String((err as { code?: unknown }).code).startsWith("SQLITE_CONSTRAINT_UNIQUE")) return false;
+        if (String((err as { code?: unknown }).code).startsWith("SQLITE_CONSTRAINT_UNIQUE")) return "consumed";
         throw err;
       }
     },
@@ -187,7 +205,7 @@ const pgTimestamp = (d: Date): string => d.toISOString().replace("Z", "");
 
 function postgresFastPath(pool: pg.Pool): RefreshFastPath {
   const select = { name: "tessera_find_refresh_token", text: selectSql(pgEpochMs, "$1") };
-  const insertText = `INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp)`;
+  const consumeText = consumeSql((n) => `$${n}`, (n) => `$${n}::timestamp`, " FOR SHARE OF s");
   // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip.
   const startText = `WITH s AS (
       INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp) RETURNING "id")
@@ -219,16 +237,16 @@ function postgresFastPath(pool: pg.Pool): RefreshFastPath {
       const { rows } = await pool.query<Row>({ ...select, values: [hash] });
       return rows[0] ? toLookup(rows[0]) : null;
     },
-    async insertChild(c) {
+    async insertChild(c, now) {
       try {
-        await pool.query({
-          name: "tessera_insert_refresh_token",
-          text: insertText,
-          values: [c.id, c.sessionId, c.hash, c.parentId, pgTimestamp(c.createdAt), pgTimestamp(c.expiresAt)],
+        const { rowCount } = await pool.query({
+          name: "tessera_consume_refresh_token",
+          text: consumeText,
+          values: [c.id, c.sessionId, c.hash, c.parentId, pgTimestamp(c.createdAt), pgTimestamp(c.expiresAt), c.sessionId, pgTimestamp(now)],
         });
-        return true;
+        return rowCount === 1 ? "inserted" : "session_ended";
       } catch (err) {
-        if ((err as { code?: unknown }).code === "23505") return false; // unique_violation
+        if ((err as { code?: unknown }).code === "23505") return "consumed"; // unique_violation
         throw err;
       }
     },

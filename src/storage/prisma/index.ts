@@ -159,7 +159,7 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
 
       findToken: (hash) => fast.findToken(hash),
 
-      insertChild: (child) => fast.insertChild(child),
+      insertChild: (child, now) => fast.insertChild(child, now),
 
       async findChildOf(parentId) {
         const r = await db.refreshToken.findUnique({
