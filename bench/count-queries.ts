@@ -3,6 +3,7 @@
 // BENCH_DATABASE_URL or TEST_DATABASE_URL). Prints each operation's statements.
 import Database from "better-sqlite3";
 import type { DirectHandle } from "../src/storage/prisma/client.ts";
+import { loginThrottleStore } from "../src/storage/prisma/login-throttle.ts";
 import { refreshFastPath, type RefreshFastPath } from "../src/storage/prisma/fast-path.ts";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
@@ -74,7 +75,7 @@ async function main(): Promise<void> {
     insertChild: (c, now) => (queries.push("[driver] INSERT refresh token if the session is live"), inner.insertChild(c, now)),
     close: () => inner.close(),
   };
-  const storage = prismaStorage(db, flavor, fast);
+  const storage = prismaStorage(db, flavor, fast, loginThrottleStore(direct));
   const services = await createServices(config, logger, { storage });
   const app = await buildApp(services, logger);
   await app.ready();

@@ -47,6 +47,8 @@ export interface Config {
   passwordHashQueue: number;
   /** seconds between prunes of dead sessions by the server; 0 = never (use the script) */
   pruneInterval: number;
+  /** seconds audit events are kept */
+  auditRetention: number;
   migrateOnStart: boolean;
   trustProxy: boolean;
   /** where signing keys live: one file per key in KEYS_DIR, or the database */
@@ -69,12 +71,14 @@ export interface Config {
   metricsEnabled: boolean;
   /** when set, /metrics requires `Authorization: Bearer <token>` */
   metricsToken: string | null;
-  /** consecutive failed logins before an account is temporarily locked; 0 = never */
+  /** failed logins from one address on one account before that address must wait; 0 = never */
   loginLockoutThreshold: number;
-  /** first lock, seconds; doubles with each further failure */
+  /** first wait, seconds; doubles with each further failure */
   loginLockoutBase: number;
-  /** longest lock, seconds */
+  /** longest wait, seconds */
   loginLockoutMax: number;
+  /** failed logins per account per rolling hour that are evaluated, whatever the addresses (ASVS 2.2.1: <= 100) */
+  loginAccountFailuresPerHour: number;
   /** seconds a client record is cached (a disabled client is refused within this time) */
   clientCacheTtl: number;
   /** RSA key size for RS256/PS256 */
@@ -242,6 +246,7 @@ export function loadConfig(env: Env = process.env): Config {
     passwordHashConcurrency: int("PASSWORD_HASH_CONCURRENCY", os.availableParallelism(), 1, 256),
     passwordHashQueue: int("PASSWORD_HASH_QUEUE", 256, 0, 100000),
     pruneInterval: duration("PRUNE_INTERVAL", 3600, 0),
+    auditRetention: duration("AUDIT_RETENTION", 90 * 86400, 86400),
     migrateOnStart: bool("MIGRATE_ON_START", true),
     trustProxy: bool("TRUST_PROXY", false),
     keyStore: keyStoreRaw === "database" ? "database" : "file",
@@ -259,6 +264,7 @@ export function loadConfig(env: Env = process.env): Config {
     loginLockoutThreshold: int("LOGIN_LOCKOUT_THRESHOLD", 10, 0, 1000),
     loginLockoutBase: duration("LOGIN_LOCKOUT_BASE", 60, 1),
     loginLockoutMax: duration("LOGIN_LOCKOUT_MAX", 3600, 1),
+    loginAccountFailuresPerHour: int("LOGIN_ACCOUNT_FAILURES_PER_HOUR", 100, 1, 100),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ ...config, argon2: Object.freeze(argon2), allowedOrigins: Object.freeze([...allowedOrigins]) as string[] });

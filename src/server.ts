@@ -2,6 +2,7 @@
 import { buildApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
+import { pruneExpired } from "./domain/retention.ts";
 import { createServices } from "./services.ts";
 import { KeyStoreError } from "./storage/keys-file.ts";
 import { migrate } from "./storage/prisma/migrate.ts";
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
     const pruneTimer =
       config.pruneInterval > 0
         ? setInterval(() => {
-            Promise.all([services.families.pruneDead(), services.tokenStatus.pruneDenyList()]).catch((err: Error) =>
+            pruneExpired(services.storage, services.clock, services.audit, config).catch((err: Error) =>
               logger.warn({ err: { message: err.message } }, "prune failed"),
             );
           }, config.pruneInterval * 1000).unref()

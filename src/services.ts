@@ -5,6 +5,7 @@ import { Audit, type AuditLogger } from "./domain/audit.ts";
 import { systemClock, type Clock } from "./domain/clock.ts";
 import { Clients } from "./domain/clients/clients.ts";
 import { PasswordHasher } from "./domain/credentials/passwords.ts";
+import type { ThrottlePolicy } from "./domain/credentials/throttle.ts";
 import { Users } from "./domain/credentials/users.ts";
 import { KeyManager } from "./domain/keys/key-manager.ts";
 import { KeyRing } from "./domain/keys/key-ring.ts";
@@ -52,6 +53,15 @@ export function keyPolicy(config: Config): KeyPolicy {
     reloadInterval: config.keysReloadInterval,
     accessTokenTtl: config.accessTokenTtl,
     rotationInterval: config.keyRotationInterval,
+  };
+}
+
+export function throttlePolicy(config: Config): ThrottlePolicy {
+  return {
+    threshold: config.loginLockoutThreshold,
+    base: config.loginLockoutBase,
+    max: config.loginLockoutMax,
+    accountLimit: config.loginAccountFailuresPerHour,
   };
 }
 
@@ -126,11 +136,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       keyReloader,
       audit,
       hasher,
-      users: new Users(storage.users, hasher, audit, clock, {
-        threshold: config.loginLockoutThreshold,
-        base: config.loginLockoutBase,
-        max: config.loginLockoutMax,
-      }),
+      users: new Users(storage.users, storage.loginThrottle, hasher, audit, clock, throttlePolicy(config)),
       clients: new Clients(storage.clients, config.clientCacheTtl),
       families,
       lifecycle: { draining: false },

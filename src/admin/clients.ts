@@ -4,6 +4,7 @@ import { hashClientSecret } from "../domain/clients/clients.ts";
 import { PasswordHasher } from "../domain/credentials/passwords.ts";
 import { Users } from "../domain/credentials/users.ts";
 import { ClientExistsError, type ClientRecord } from "../storage/ports.ts";
+import { throttlePolicy } from "../services.ts";
 import type { AdminContext } from "./context.ts";
 import type { CommandResult } from "./keys.ts";
 
@@ -126,7 +127,7 @@ export async function rotateClientSecret(ctx: AdminContext, id: string): Promise
 
 function users(ctx: AdminContext): Users {
   const hasher = new PasswordHasher(ctx.config.argon2, { concurrency: 1, queue: 1 });
-  return new Users(ctx.storage.users, hasher, ctx.audit, ctx.clock);
+  return new Users(ctx.storage.users, ctx.storage.loginThrottle, hasher, ctx.audit, ctx.clock, throttlePolicy(ctx.config));
 }
 
 export async function createUser(ctx: AdminContext, a: { email?: string; password?: string; roles?: string }): Promise<CommandResult> {

@@ -14,6 +14,7 @@ export type AuditEventType =
   | "refresh.grace_retry"
   | "session.revoked"
   | "sessions.pruned"
+  | "records.pruned"
   | "key.created"
   | "key.activated"
   | "key.retired"

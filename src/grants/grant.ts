@@ -21,6 +21,8 @@ export interface GrantRequest {
   /** request parameters, each at most once (RFC 6749 §3.2) */
   params: Readonly<Record<string, string>>;
   client: ClientRecord;
+  /** the client's network address (behind TRUST_PROXY, the right-most untrusted hop) */
+  address: string;
 }
 
 export interface Grant {

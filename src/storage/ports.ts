@@ -1,5 +1,6 @@
 // Storage ports: what the domain needs from a database, in the domain's own words.
-// Implemented by storage/prisma/ (SQLite and Postgres) and storage/memory.ts (unit tests).
+// Implemented by storage/prisma/ (SQLite and Postgres).
+import type { FailureHistory } from "../domain/credentials/throttle.ts";
 
 export interface UserRecord {
   id: string;
@@ -8,10 +9,6 @@ export interface UserRecord {
   roles: string[];
   createdAt: Date;
   disabledAt: Date | null;
-  /** consecutive failed logins since the last success */
-  failedLogins: number;
-  /** no login succeeds before this moment (brute-force throttling) */
-  lockedUntil: Date | null;
 }
 
 export interface ClientRecord {
@@ -85,13 +82,40 @@ export interface UserStore {
   /** throws EmailTakenError when the email exists */
   create(user: UserRecord): Promise<void>;
   updatePasswordHash(id: string, passwordHash: string): Promise<void>;
-  /** atomically counts one more failed login; returns the new count */
-  recordFailedLogin(id: string): Promise<number>;
-  setLockedUntil(id: string, until: Date): Promise<void>;
-  /** a successful login clears the count and any lock */
-  clearFailedLogins(id: string): Promise<void>;
   /** marks the user disabled (idempotent); null when there is no such user */
   disable(email: string, at: Date): Promise<UserRecord | null>;
+}
+
+/** A password attempt as the throttle log keeps it: recorded as failed before it is evaluated. */
+export interface LoginAttempt {
+  id: string;
+  userId: string;
+  /** the client address it is counted against (see throttleAddress) */
+  address: string;
+  at: Date;
+}
+
+export interface LoginThrottleStore {
+  /**
+   * One atomic step, one account at a time across every instance (a lock on the user's row on
+   * Postgres, the single writer lock on SQLite): reads the account's failed and pending attempts
+   * since `since.account` (and how many of them are pending since `since.pending`) and this
+   * address's since `since.address`, and when `decide` allows, records `attempt` as pending
+   * before returning. Concurrent callers therefore see each other.
+   */
+  reserve(
+    attempt: LoginAttempt,
+    since: { account: Date; address: Date; pending: Date },
+    decide: (history: FailureHistory) => boolean,
+  ): Promise<{ history: FailureHistory; reserved: boolean }>;
+  /** The attempt was evaluated and failed: it stays, no longer pending. */
+  settleFailed(attemptId: string): Promise<void>;
+  /** The attempt succeeded: forget it and its address's earlier (settled) failures on the account. */
+  forgetAddress(attempt: LoginAttempt): Promise<void>;
+  /** The attempt turned out not to be a guess (e.g. never evaluated): forget it alone. */
+  discard(attemptId: string): Promise<void>;
+  /** Deletes attempts older than `before`; returns how many. */
+  prune(before: Date): Promise<number>;
 }
 
 export class ClientExistsError extends Error {
@@ -160,10 +184,13 @@ export interface AccessTokenDenyList {
 export interface AuditStore {
   record(event: AuditEventRecord): Promise<void>;
   list(filter: { type?: string; sessionId?: string; limit?: number }): Promise<AuditEventRecord[]>;
+  /** Deletes events older than `before`, in bounded chunks; returns how many. */
+  prune(before: Date): Promise<number>;
 }
 
 export interface Storage {
   users: UserStore;
+  loginThrottle: LoginThrottleStore;
   clients: ClientStore;
   sessions: SessionStore;
   audit: AuditStore;

@@ -153,11 +153,11 @@ describeEachDb("credentials", (flavor) => {
     expect(forActive).toHaveLength(2);
     for (const e of forActive) {
       expect(e.clientId).toBe("web");
-      expect(JSON.parse(e.details)).toEqual({ reason: "wrong_password" });
+      expect(JSON.parse(e.details)).toEqual({ reason: "wrong_password", address: "127.0.0.1" });
     }
     const forDisabled = await issuer.storage.db.auditEvent.findMany({ where: { type: "login.failed", userId: disabled.id } });
     expect(forDisabled).toHaveLength(1);
-    expect(JSON.parse(forDisabled[0]!.details)).toEqual({ reason: "user_disabled" });
+    expect(JSON.parse(forDisabled[0]!.details)).toEqual({ reason: "user_disabled", address: "127.0.0.1" });
 
     const anonymous = await issuer.storage.db.auditEvent.findMany({ where: { type: "login.failed", userId: null } });
     expect(anonymous).toHaveLength(before + 1);

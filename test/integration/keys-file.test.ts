@@ -220,7 +220,7 @@ describe("createServices and the key files", () => {
       closed: 0,
       users: {} as Storage["users"],
       sessions: {} as Storage["sessions"],
-      audit: { record: async () => undefined, list: async () => [] },
+      audit: { record: async () => undefined, list: async () => [], prune: async () => 0 },
       clients: {
         findById: async () => null,
         upsert: async (c: ClientRecord) => {
@@ -234,6 +234,7 @@ describe("createServices and the key files", () => {
       },
       isUnavailable: () => false,
       deniedAccessTokens: {} as Storage["deniedAccessTokens"],
+      loginThrottle: {} as Storage["loginThrottle"],
       keyStore: () => {
         throw new Error("the file key store is under test");
       },

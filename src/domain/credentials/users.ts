@@ -1,11 +1,24 @@
 // Registration and the credential check behind the password grant and /auth/login.
-import type { UserRecord, UserStore } from "../../storage/ports.ts";
+import type { LoginAttempt, LoginThrottleStore, UserRecord, UserStore } from "../../storage/ports.ts";
 import { EmailTakenError } from "../../storage/ports.ts";
 import type { Audit } from "../audit.ts";
-import type { Clock } from "../clock.ts";
+import { addSeconds, type Clock } from "../clock.ts";
 import { Conflict, InvalidGrant, InvalidRequest } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { checkPasswordPolicy, type PasswordHasher } from "./passwords.ts";
+import {
+  ACCOUNT_WINDOW_SECONDS,
+  FAILURE_MEMORY_SECONDS,
+  PENDING_SECONDS,
+  judge,
+  lockSeconds,
+  type FailureHistory,
+  type ThrottlePolicy,
+  type ThrottleVerdict,
+} from "./throttle.ts";
+
+/** How long an attempt waits for concurrent attempts on the same account to be evaluated. */
+const BUSY_WAIT_MS = 5000;
 
 /** NFKC, trimmed, lower-cased; rejects what is not plausibly an address. */
 export function normalizeEmail(raw: string): string {
@@ -22,10 +35,11 @@ const BAD_CREDENTIALS = "Invalid username or password.";
 export class Users {
   constructor(
     private readonly store: UserStore,
+    private readonly throttleStore: LoginThrottleStore,
     private readonly hasher: PasswordHasher,
     private readonly audit: Audit,
     private readonly clock: Clock,
-    private readonly lockout: { threshold: number; base: number; max: number } = { threshold: 10, base: 60, max: 3600 },
+    private readonly throttle: ThrottlePolicy,
   ) {}
 
   async register(rawEmail: string, password: string, roles: string[] = []): Promise<UserRecord> {
@@ -38,8 +52,6 @@ export class Users {
       roles,
       createdAt: this.clock.now(),
       disabledAt: null,
-      failedLogins: 0,
-      lockedUntil: null,
     };
     try {
       await this.store.create(user);
@@ -51,7 +63,12 @@ export class Users {
     return user;
   }
 
-  async authenticate(rawEmail: string, password: string, clientId: string): Promise<UserRecord> {
+  /**
+   * The password check behind the password grant and /auth/login. `address` is the client's
+   * address (throttleAddress), which the brute-force throttle counts failures against.
+   */
+  async authenticate(rawEmail: string, password: string, from: { clientId: string; address: string }): Promise<UserRecord> {
+    const { clientId, address } = from;
     let email: string;
     try {
       email = normalizeEmail(rawEmail);
@@ -61,25 +78,45 @@ export class Users {
     const user = email ? await this.store.findByEmail(email) : null;
     if (!user) {
       await this.hasher.verifyDummy(password);
-      await this.audit.record("login.failed", { clientId, details: { reason: "unknown_user" } });
+      await this.audit.record("login.failed", { clientId, details: { reason: "unknown_user", address } });
       throw new InvalidGrant(BAD_CREDENTIALS);
     }
-    // Always pay for the verification, locked or not: the answer and its timing are the same.
-    const { ok, needsRehash } = await this.hasher.verify(user.passwordHash, password);
-    const now = this.clock.now();
-    if (user.lockedUntil !== null && user.lockedUntil > now) {
-      // Temporarily locked after repeated failures: even the right password is refused, with the
-      // same message, and attempts during the lock do not extend it.
-      await this.audit.record("login.failed", { userId: user.id, clientId, details: { reason: "locked", lockedUntil: user.lockedUntil.toISOString() } });
+    // Reserve the attempt before evaluating it: it is recorded as a pending failure in the same
+    // atomic step that checks the limits, so concurrent guesses count against each other.
+    const { attempt, history, verdict } = await this.reserve(user.id, address);
+    if (attempt === null) {
+      // Not evaluated at all. The same answer, and the same cost, as a wrong password: a
+      // throttled account must not be told apart from an unknown one by its timing.
+      await this.hasher.verifyDummy(password);
+      const details = verdict.allowed ? {} : { reason: verdict.reason, ...(verdict.reason === "address_locked" ? { lockedUntil: verdict.until.toISOString() } : {}) };
+      await this.audit.record("login.failed", { userId: user.id, clientId, details: { ...details, address } });
       throw new InvalidGrant(BAD_CREDENTIALS);
     }
-    if (!ok || user.disabledAt !== null) {
-      const reason = ok ? "user_disabled" : "wrong_password";
-      if (!ok) await this.throttle(user.id, now);
-      await this.audit.record("login.failed", { userId: user.id, clientId, details: { reason } });
+    const now = attempt.at;
+    let result: { ok: boolean; needsRehash: boolean };
+    try {
+      result = await this.hasher.verify(user.passwordHash, password);
+    } catch (err) {
+      // Never evaluated (the hash queue is full: 503): it was not a guess.
+      await this.throttleStore.discard(attempt.id).catch(() => undefined);
+      throw err;
+    }
+    const { ok, needsRehash } = result;
+    if (!ok) {
+      await this.throttleStore.settleFailed(attempt.id);
+      await this.audit.record("login.failed", { userId: user.id, clientId, details: { reason: "wrong_password", address } });
+      await this.reportLock(user.id, address, history, now);
       throw new InvalidGrant(BAD_CREDENTIALS);
     }
-    if (user.failedLogins > 0 || user.lockedUntil !== null) await this.store.clearFailedLogins(user.id);
+    if (user.disabledAt !== null) {
+      // The right password on a disabled account is not a guess: it does not count.
+      await this.throttleStore.discard(attempt.id);
+      await this.audit.record("login.failed", { userId: user.id, clientId, details: { reason: "user_disabled", address } });
+      throw new InvalidGrant(BAD_CREDENTIALS);
+    }
+    // A success forgets this attempt and the address's earlier failures on the account (not other
+    // addresses': they may be an attacker's, and still count towards the account's hourly limit).
+    await this.throttleStore.forgetAddress(attempt);
     if (needsRehash) {
       // Parameters were raised since this hash was made: upgrade it while we hold the password.
       await this.store.updatePasswordHash(user.id, await this.hasher.hash(password));
@@ -89,18 +126,38 @@ export class Users {
   }
 
   /**
-   * Brute-force throttling: after `threshold` consecutive failures the account is locked for
-   * `base` seconds, doubling with each further failure up to `max` (a temporary lock, so an
-   * attacker can delay but never permanently lock out the owner).
+   * Reserves an attempt, or says why not. An attempt held back only by others still being
+   * evaluated ("busy": most likely the owner's own concurrent logins) waits for them, up to
+   * BUSY_WAIT_MS, instead of being refused.
    */
-  private async throttle(userId: string, now: Date): Promise<void> {
-    const { threshold, base, max } = this.lockout;
-    if (threshold === 0) return;
-    const failures = await this.store.recordFailedLogin(userId);
-    if (failures < threshold) return;
-    const seconds = Math.min(max, base * 2 ** Math.min(failures - threshold, 30));
-    const until = new Date(now.getTime() + seconds * 1000);
-    await this.store.setLockedUntil(userId, until);
-    await this.audit.record("login.locked", { userId, details: { failures, lockedUntil: until.toISOString(), seconds } });
+  private async reserve(userId: string, address: string): Promise<{ attempt: LoginAttempt | null; history: FailureHistory; verdict: ThrottleVerdict }> {
+    const giveUpAt = Date.now() + BUSY_WAIT_MS;
+    for (let delay = 10; ; delay = Math.min(delay * 2, 100)) {
+      const now = this.clock.now();
+      const attempt: LoginAttempt = { id: newId(), userId, address, at: now };
+      const since = {
+        account: addSeconds(now, -ACCOUNT_WINDOW_SECONDS),
+        address: addSeconds(now, -FAILURE_MEMORY_SECONDS),
+        pending: addSeconds(now, -PENDING_SECONDS),
+      };
+      const { history, reserved } = await this.throttleStore.reserve(attempt, since, (h) => judge(h, now, this.throttle).allowed);
+      if (reserved) return { attempt, history, verdict: { allowed: true } };
+      const verdict = judge(history, now, this.throttle);
+      if (verdict.allowed || verdict.reason !== "busy" || Date.now() >= giveUpAt) return { attempt: null, history, verdict };
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /** Records `login.locked` when this failure is the one that made its address wait, or filled the account's hour. */
+  private async reportLock(userId: string, address: string, before: FailureHistory, now: Date): Promise<void> {
+    const failures = before.address.length + 1;
+    const seconds = lockSeconds(failures, this.throttle);
+    if (seconds > 0) {
+      const lockedUntil = new Date(now.getTime() + seconds * 1000).toISOString();
+      await this.audit.record("login.locked", { userId, details: { scope: "address", address, failures, seconds, lockedUntil } });
+    }
+    if (before.accountFailures + 1 === this.throttle.accountLimit) {
+      await this.audit.record("login.locked", { userId, details: { scope: "account", failuresInLastHour: this.throttle.accountLimit } });
+    }
   }
 }

@@ -75,7 +75,7 @@ export function browserRoutes(app: FastifyInstance, s: Services): void {
   app.post("/auth/login", { schema: { body: credentialsBody }, onRequest: csrfGuard }, async (request, reply) => {
     const { email, password } = request.body as { email: string; password: string };
     const client = await webClient();
-    const result = await passwordGrant.handle({ params: { username: email, password }, client }, s);
+    const result = await passwordGrant.handle({ params: { username: email, password }, client, address: request.ip }, s);
     return browserReply(reply, result);
   });
 
@@ -84,7 +84,7 @@ export function browserRoutes(app: FastifyInstance, s: Services): void {
     if (!presented) throw new Unauthorized("invalid_grant", "No refresh token cookie was sent.");
     const client = await webClient();
     try {
-      const result = await refreshTokenGrant.handle({ params: { refresh_token: presented }, client }, s);
+      const result = await refreshTokenGrant.handle({ params: { refresh_token: presented }, client, address: request.ip }, s);
       return browserReply(reply, result);
     } catch (err) {
       // A dead refresh token is of no use to the browser: drop the cookie with the error.

@@ -17,7 +17,7 @@ export function tokenRoutes(app: FastifyInstance, s: Services): void {
       throw err;
     }
     assertRequired(grant, params);
-    const { response } = await grant.handle({ params, client }, s);
+    const { response } = await grant.handle({ params, client, address: request.ip }, s);
     // RFC 6749 §5.1: responses with tokens must not be cached.
     return reply.header("cache-control", "no-store").header("pragma", "no-cache").send(response);
   });

@@ -41,7 +41,7 @@ interface Row {
   g_id: string | null;
 }
 
-const date = (v: string | number): Date => new Date(typeof v === "string" && /^\d+(\.\d+)?$/.test(v) ? Number(v) : v);
+export const date = (v: string | number): Date => new Date(typeof v === "string" && /^\d+(\.\d+)?$/.test(v) ? Number(v) : v);
 
 function toLookup(r: Row): RefreshTokenLookup {
   return {
@@ -111,12 +111,10 @@ interface UserRow {
   roles: string;
   createdAt: string | number;
   disabledAt: string | number | null;
-  failedLogins: number | string;
-  lockedUntil: string | number | null;
 }
 
 const userSql = (ts: (col: string) => string, param: string) =>
-  `SELECT "id", "email", "passwordHash", "roles", ${ts('"createdAt"')} AS "createdAt", ${ts('"disabledAt"')} AS "disabledAt", "failedLogins", ${ts('"lockedUntil"')} AS "lockedUntil" FROM "User" WHERE "email" = ${param}`;
+  `SELECT "id", "email", "passwordHash", "roles", ${ts('"createdAt"')} AS "createdAt", ${ts('"disabledAt"')} AS "disabledAt" FROM "User" WHERE "email" = ${param}`;
 
 const toUser = (r: UserRow): UserRecord => ({
   id: r.id,
@@ -125,18 +123,16 @@ const toUser = (r: UserRow): UserRecord => ({
   roles: r.roles.split(" ").filter(Boolean),
   createdAt: date(r.createdAt),
   disabledAt: r.disabledAt === null ? null : date(r.disabledAt),
-  failedLogins: Number(r.failedLogins),
-  lockedUntil: r.lockedUntil === null ? null : date(r.lockedUntil),
 });
 
 // ---- SQLite ----
 
 /** The text format Prisma writes for DateTime in SQLite; both must compare as strings. */
-const sqliteTimestamp = (d: Date): string => d.toISOString().replace("Z", "+00:00");
+export const sqliteTimestamp = (d: Date): string => d.toISOString().replace("Z", "+00:00");
 
 const isBusy = (err: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((err as { code?: unknown }).code ?? ""));
 
-async function retryWhileBusy<T>(op: () => T): Promise<T> {
+export async function retryWhileBusy<T>(op: () => T): Promise<T> {
   const deadline = Date.now() + 5000;
   for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
     try {
@@ -199,9 +195,9 @@ function sqliteFastPath(sqlite: Database.Database): RefreshFastPath {
 // ---- Postgres ----
 
 /** Prisma stores UTC wall time in timestamp(3) (no zone): read it back as epoch ms. */
-const pgEpochMs = (col: string) => `(EXTRACT(EPOCH FROM ${col}) * 1000)::float8`;
+export const pgEpochMs = (col: string) => `(EXTRACT(EPOCH FROM ${col}) * 1000)::float8`;
 /** ...and write UTC wall time the same way (an ISO string without offset). */
-const pgTimestamp = (d: Date): string => d.toISOString().replace("Z", "");
+export const pgTimestamp = (d: Date): string => d.toISOString().replace("Z", "");
 
 function postgresFastPath(pool: pg.Pool): RefreshFastPath {
   const select = { name: "tessera_find_refresh_token", text: selectSql(pgEpochMs, "$1") };

@@ -5,6 +5,7 @@
 import type {
   AuditEventRecord,
   ClientRecord,
+  LoginThrottleStore,
   RefreshTokenRecord,
   SessionRecord,
   Storage,
@@ -15,12 +16,22 @@ import { openDb, type Db, type DbFlavor, type OpenOptions } from "./client.ts";
 import { isUnavailable, isUniqueViolation } from "./errors.ts";
 import { refreshFastPath, type RefreshFastPath } from "./fast-path.ts";
 import { DatabaseKeyStore } from "./key-store.ts";
+import { loginThrottleStore } from "./login-throttle.ts";
+
+const PRUNE_CHUNK = 2000;
 
 const list = (s: string): string[] => s.split(" ").filter(Boolean);
 const joinList = (a: readonly string[]): string => a.join(" ");
 
 type UserRow = Omit<UserRecord, "roles"> & { roles: string };
-const toUser = (r: UserRow): UserRecord => ({ ...r, roles: list(r.roles) });
+const toUser = ({ id, email, passwordHash, roles, createdAt, disabledAt }: UserRow): UserRecord => ({
+  id,
+  email,
+  passwordHash,
+  roles: list(roles),
+  createdAt,
+  disabledAt,
+});
 
 type ClientRow = Omit<ClientRecord, "type" | "grantTypes" | "scopes" | "audiences"> & {
   type: string;
@@ -59,10 +70,10 @@ export interface PrismaStorage extends Storage {
 
 export async function openPrismaStorage(url: string, opts: OpenOptions = {}): Promise<PrismaStorage> {
   const { db, flavor, direct } = await openDb(url, opts);
-  return prismaStorage(db, flavor, refreshFastPath(direct));
+  return prismaStorage(db, flavor, refreshFastPath(direct), loginThrottleStore(direct));
 }
 
-export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): PrismaStorage {
+export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath, loginThrottle: LoginThrottleStore): PrismaStorage {
   return {
     db,
     flavor,
@@ -78,6 +89,9 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
       await db.$disconnect();
       await fast.close();
     },
+
+    // The throttle's check-and-record runs on the driver (login-throttle.ts).
+    loginThrottle,
 
     users: {
       // Login's lookup runs on the driver (fast-path.ts).
@@ -96,16 +110,6 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
       },
       async updatePasswordHash(id, passwordHash) {
         await db.user.update({ where: { id }, data: { passwordHash } });
-      },
-      async recordFailedLogin(id) {
-        const r = await db.user.update({ where: { id }, data: { failedLogins: { increment: 1 } }, select: { failedLogins: true } });
-        return r.failedLogins;
-      },
-      async setLockedUntil(id, until) {
-        await db.user.update({ where: { id }, data: { lockedUntil: until } });
-      },
-      async clearFailedLogins(id) {
-        await db.user.update({ where: { id }, data: { failedLogins: 0, lockedUntil: null } });
       },
       async disable(email, at) {
         await db.user.updateMany({ where: { email, disabledAt: null }, data: { disabledAt: at } });
@@ -246,6 +250,17 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath): 
           take: filter.limit ?? 100,
         });
         return rows.map((r) => ({ ...r, details: JSON.parse(r.details) as Record<string, unknown> }));
+      },
+      async prune(before) {
+        // Chunks of PRUNE_CHUNK: one huge DELETE would hold SQLite's writer lock (and bloat a
+        // Postgres transaction) long enough to stall logins behind it.
+        let total = 0;
+        for (;;) {
+          const ids = (await db.auditEvent.findMany({ where: { at: { lt: before } }, select: { id: true }, take: PRUNE_CHUNK })).map((r) => r.id);
+          if (ids.length === 0) return total;
+          total += (await db.auditEvent.deleteMany({ where: { id: { in: ids } } })).count;
+          if (ids.length < PRUNE_CHUNK) return total;
+        }
       },
     },
   };

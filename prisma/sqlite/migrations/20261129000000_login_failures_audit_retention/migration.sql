@@ -1,0 +1,22 @@
+-- CreateTable
+CREATE TABLE "LoginFailure" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "userId" TEXT NOT NULL,
+    "address" TEXT NOT NULL,
+    "at" DATETIME NOT NULL,
+    "pending" BOOLEAN NOT NULL DEFAULT true,
+    CONSTRAINT "LoginFailure_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
+
+-- CreateIndex
+CREATE INDEX "LoginFailure_userId_at_idx" ON "LoginFailure"("userId", "at");
+
+-- CreateIndex
+CREATE INDEX "LoginFailure_userId_address_at_idx" ON "LoginFailure"("userId", "address", "at");
+
+-- CreateIndex
+CREATE INDEX "LoginFailure_at_idx" ON "LoginFailure"("at");
+
+-- CreateIndex
+CREATE INDEX "AuditEvent_at_idx" ON "AuditEvent"("at");
+

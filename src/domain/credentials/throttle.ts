@@ -1,0 +1,128 @@
+// Brute-force throttling of password checks (OWASP ASVS v4 2.2.1), decided per account AND per
+// client address, from a log of failed attempts:
+//
+// - Per (account, address): after `threshold` failures from one address, that address waits
+//   `base` seconds, doubling with each further failure up to `max`. Failures are forgotten after
+//   FAILURE_MEMORY_SECONDS, and a success from the address forgets them at once. An attacker who
+//   keeps guessing from one address keeps only that address out; the owner logging in from
+//   another address is not affected (the lock is never the account's).
+// - Per account, whatever the addresses: at most `accountLimit` (<= 100) failed attempts in any
+//   rolling hour are evaluated at all. Beyond that, attempts are refused without looking at the
+//   password until the hour slides, so a botnet gets 100 guesses an hour, not one per address.
+//
+// An attempt is recorded as a (pending) failure *before* the password is verified, inside one
+// atomic step with the check, and forgotten if it succeeds: N concurrent guesses see each other,
+// so at most `threshold` of them are evaluated, on one instance or many. An attempt held back
+// only by others still pending waits for them instead of failing (concurrent logins of the owner).
+
+export interface ThrottlePolicy {
+  /** failures from one address before that address must wait; 0 turns the per-address lock off */
+  threshold: number;
+  /** first wait, seconds; doubles with each further failure */
+  base: number;
+  /** longest wait, seconds */
+  max: number;
+  /** failed attempts per account per rolling hour that are evaluated (ASVS 2.2.1: at most 100) */
+  accountLimit: number;
+}
+
+/** How long a failure counts against its address (also how long the log keeps it). */
+export const FAILURE_MEMORY_SECONDS = 24 * 3600;
+export const ACCOUNT_WINDOW_SECONDS = 3600;
+
+/** An attempt whose outcome is not known yet counts as a failure; after this long, it is one (its instance died). */
+export const PENDING_SECONDS = 60;
+
+/** One attempt from the log, as the throttle sees it. */
+export interface LoggedAttempt {
+  at: Date;
+  /** reserved, not yet evaluated to the end */
+  pending: boolean;
+}
+
+/** What the log says about an account at the moment of an attempt. */
+export interface FailureHistory {
+  /** failed or pending attempts on the account in the last ACCOUNT_WINDOW_SECONDS */
+  accountFailures: number;
+  /** of those, the pending ones */
+  accountPending: number;
+  /** this address's failed or pending attempts on the account in the last FAILURE_MEMORY_SECONDS, oldest first */
+  address: LoggedAttempt[];
+}
+
+export type ThrottleVerdict =
+  | { allowed: true }
+  | { allowed: false; reason: "address_locked"; until: Date }
+  | { allowed: false; reason: "account_limit" }
+  /** over a limit only because of attempts still being evaluated: wait for them, they may succeed */
+  | { allowed: false; reason: "busy" };
+
+/** Seconds the address waits after its `failures`-th failure (0 below the threshold). */
+export function lockSeconds(failures: number, policy: ThrottlePolicy): number {
+  if (policy.threshold === 0 || failures < policy.threshold) return 0;
+  return Math.min(policy.max, policy.base * 2 ** Math.min(failures - policy.threshold, 30));
+}
+
+function limitVerdict(accountFailures: number, address: Date[], now: Date, policy: ThrottlePolicy): ThrottleVerdict {
+  if (accountFailures >= policy.accountLimit) return { allowed: false, reason: "account_limit" };
+  const n = address.length;
+  const last = address[n - 1];
+  const wait = lockSeconds(n, policy);
+  if (last !== undefined && wait > 0) {
+    const until = new Date(last.getTime() + wait * 1000);
+    if (until > now) return { allowed: false, reason: "address_locked", until };
+  }
+  return { allowed: true };
+}
+
+/**
+ * Pending attempts count as failures: that is what stops N concurrent guesses from all being
+ * evaluated. But when only the pending ones push an attempt over a limit, the answer is "busy"
+ * (wait and ask again), not a lock: they may well be the owner's own concurrent logins.
+ */
+export function judge(history: FailureHistory, now: Date, policy: ThrottlePolicy): ThrottleVerdict {
+  const all = history.address.map((a) => a.at);
+  const verdict = limitVerdict(history.accountFailures, all, now, policy);
+  if (verdict.allowed) return verdict;
+  const staleBefore = now.getTime() - PENDING_SECONDS * 1000;
+  const settled = history.address.filter((a) => !a.pending || a.at.getTime() < staleBefore).map((a) => a.at);
+  const freshPending = history.address.length - settled.length;
+  if (freshPending === 0 && history.accountPending === 0) return verdict;
+  return limitVerdict(history.accountFailures - history.accountPending, settled, now, policy).allowed ? { allowed: false, reason: "busy" } : verdict;
+}
+
+/**
+ * The address an attempt is counted against: an IPv4 address as is (IPv4-mapped IPv6 included),
+ * an IPv6 address by its /64 prefix, since one host usually holds a whole /64 and could
+ * otherwise rotate through addresses for free.
+ */
+export function throttleAddress(ip: string | undefined): string {
+  if (!ip) return "unknown";
+  const raw = ip.trim().toLowerCase().replace(/^\[|\]$/g, "").replace(/%.*$/, "");
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(raw);
+  if (mapped) return mapped[1]!;
+  if (!raw.includes(":")) return raw;
+  const groups = expandIPv6(raw);
+  if (!groups) return raw.slice(0, 64);
+  return `${groups.slice(0, 4).join(":")}::/64`;
+}
+
+/** "2001:db8::1" -> ["2001","db8","0","0","0","0","0","1"]; null when it is not IPv6. */
+function expandIPv6(ip: string): string[] | null {
+  let text = ip;
+  // A trailing dotted IPv4 part (e.g. 64:ff9b::1.2.3.4) becomes two groups.
+  const v4 = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = text.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const head = halves[0] ? halves[0].split(":") : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
+  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...tail];
+  if (groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return null;
+  return groups.map((g) => g.replace(/^0+(?=.)/, ""));
+}
