@@ -2,7 +2,7 @@
 // the same composition root as the server (never through HTTP).
 import { createClient, createUser, disableClient, disableUser, listClients, rotateClientSecret, UsageError } from "../src/admin/clients.ts";
 import { openAdmin, runMain, type AdminContext } from "../src/admin/context.ts";
-import { listKeys, revokeKey, rotateKeys, rotateKeysNow, type CommandResult } from "../src/admin/keys.ts";
+import { listKeys, revokeKey, rotateKeys, rotateKeysNow, sealKeys, type CommandResult } from "../src/admin/keys.ts";
 
 const USAGE = `usage: npm run cli -- <command> [--json]
 
@@ -10,6 +10,7 @@ const USAGE = `usage: npm run cli -- <command> [--json]
   keys rotate               what the scheduled rotation does (same as npm run rotate-keys)
   keys rotate --now         emergency: a new key signs immediately, the old one is retired
   keys revoke <kid>         compromised key: removed from the JWKS at once, never signs again
+  keys seal                 KEY_STORE=file: seal plaintext key files and the secret with KEYS_ENCRYPTION_KEY
 
   clients create --name <n> [--confidential] --grant-types a,b --scopes s1,s2 [--audience aud]
                  [--access-token-ttl s] [--refresh-token-ttl s]
@@ -52,6 +53,7 @@ const COMMANDS: Record<string, Command> = {
   "keys list": (ctx) => listKeys(ctx),
   "keys rotate": (ctx, _w, _f, has) => (has("now") ? rotateKeysNow(ctx) : rotateKeys(ctx)),
   "keys revoke": (ctx, w) => revokeKey(ctx, need(w[2], "<kid>")),
+  "keys seal": (ctx) => sealKeys(ctx),
   "clients create": (ctx, _w, f, has) =>
     createClient(ctx, {
       name: f("name"),

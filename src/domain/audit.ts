@@ -20,6 +20,7 @@ export type AuditEventType =
   | "key.retired"
   | "key.removed"
   | "key.revoked"
+  | "keys.sealed"
   | "keys.reloaded"
   | "access_token.revoked"
   | "user.disabled"

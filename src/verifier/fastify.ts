@@ -4,15 +4,18 @@
 //   await app.register(bearerAuth, { verifier, realm: "orders" });
 //   app.get("/orders", { preHandler: [requireScope("orders:read")] }, async (req) => req.auth!.sub);
 //
-// Answers, per RFC 6750 §3:
+// Answers, per RFC 6750 §3 and §3.1:
 // - no credentials:          401, WWW-Authenticate: Bearer realm="..."           (no error code)
 // - a bad or expired token:  401, WWW-Authenticate: Bearer realm="...", error="invalid_token", ...
-// - a malformed request:     400, error="invalid_request" (a broken Authorization header, or a
-//                            token sent in more than one way); a token in the query string or
-//                            form body when that is not enabled is refused with 401 invalid_request
+// - a malformed request:     400, WWW-Authenticate: Bearer realm="...", error="invalid_request":
+//                            a broken Authorization header, a token sent in more than one way,
+//                            a repeated or empty access_token parameter, or a token in the query
+//                            string or form body when that method is not enabled (an unsupported
+//                            parameter: §3.1 says 400 for every invalid_request)
 // - too little scope / role: 403, error="insufficient_scope", scope="..."
 // - the key set or the introspection endpoint unreachable: 503 temporarily_unavailable (the token
 //   may be fine: the client should retry, not throw its token away)
+// The status follows from the error code (challenge() below), so the two cannot drift apart.
 // Bodies are JSON {error, error_description}. A bad token never produces a 500.
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
@@ -78,12 +81,17 @@ const quote = (s: string) => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 /** error_description / scope may only use %x20-21 / %x23-5B / %x5D-7E (RFC 6750 §3). */
 const printable = (s: string) => s.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "");
 
+type BearerError = "invalid_request" | "invalid_token" | "insufficient_scope";
+
 interface Challenge {
-  status: 400 | 401 | 403;
-  error?: "invalid_request" | "invalid_token" | "insufficient_scope";
+  /** none: the request had no credentials at all (RFC 6750 §3.1: no error code, 401) */
+  error?: BearerError;
   description: string;
   scope?: string;
 }
+
+/** RFC 6750 §3.1: invalid_request SHOULD be 400, invalid_token 401, insufficient_scope 403. */
+const STATUS: Record<BearerError, 400 | 401 | 403> = { invalid_request: 400, invalid_token: 401, insufficient_scope: 403 };
 
 function challenge(reply: FastifyReply, state: BearerAuthState, c: Challenge): FastifyReply {
   const params = [`realm=${quote(state.realm)}`];
@@ -92,7 +100,7 @@ function challenge(reply: FastifyReply, state: BearerAuthState, c: Challenge): F
     if (c.scope !== undefined) params.push(`scope=${quote(printable(c.scope))}`);
   }
   return reply
-    .code(c.status)
+    .code(c.error ? STATUS[c.error] : 401)
     .header("www-authenticate", `Bearer ${params.join(", ")}`)
     .header("cache-control", "no-store")
     .send({ error: c.error ?? "unauthorized", error_description: c.description, ...(c.scope !== undefined && { scope: c.scope }) });
@@ -128,7 +136,7 @@ function extract(request: FastifyRequest, state: BearerAuthState): Extracted {
     const m = BEARER.exec(header.trim());
     if (!m) {
       return {
-        refuse: { status: 400, error: "invalid_request", description: "the Authorization header must be: Bearer <one token>" },
+        refuse: { error: "invalid_request", description: "the Authorization header must be: Bearer <one token>" },
       };
     }
     found.push(m[1]!);
@@ -137,9 +145,9 @@ function extract(request: FastifyRequest, state: BearerAuthState): Extracted {
   const query = request.query as Record<string, unknown> | undefined;
   if (query && typeof query === "object" && Object.hasOwn(query, "access_token")) {
     if (!state.allowQueryToken) {
+      // RFC 6750 §3.1: an unsupported parameter is invalid_request, answered with 400.
       return {
         refuse: {
-          status: 401,
           error: "invalid_request",
           description: "access tokens in the query string are not accepted; use the Authorization header",
         },
@@ -147,7 +155,7 @@ function extract(request: FastifyRequest, state: BearerAuthState): Extracted {
     }
     const v = query.access_token;
     if (typeof v !== "string" || v === "") {
-      return { refuse: { status: 400, error: "invalid_request", description: "exactly one access_token parameter is allowed" } };
+      return { refuse: { error: "invalid_request", description: "exactly one access_token parameter is allowed" } };
     }
     found.push(v);
   }
@@ -162,9 +170,9 @@ function extract(request: FastifyRequest, state: BearerAuthState): Extracted {
     Object.hasOwn(body, "access_token")
   ) {
     if (!state.allowBodyToken || request.method === "GET") {
+      // RFC 6750 §2.2 forbids the body method for GET; either way an unsupported parameter (§3.1).
       return {
         refuse: {
-          status: 401,
           error: "invalid_request",
           description: "access tokens in the request body are not accepted; use the Authorization header",
         },
@@ -172,7 +180,7 @@ function extract(request: FastifyRequest, state: BearerAuthState): Extracted {
     }
     const v = body.access_token;
     if (typeof v !== "string" || v === "") {
-      return { refuse: { status: 400, error: "invalid_request", description: "exactly one access_token parameter is allowed" } };
+      return { refuse: { error: "invalid_request", description: "exactly one access_token parameter is allowed" } };
     }
     found.push(v);
   }
@@ -180,7 +188,7 @@ function extract(request: FastifyRequest, state: BearerAuthState): Extracted {
   if (found.length === 0) return { none: true };
   if (found.length > 1) {
     // RFC 6750 §2: a client MUST NOT use more than one method in a request.
-    return { refuse: { status: 400, error: "invalid_request", description: "the access token was sent in more than one way" } };
+    return { refuse: { error: "invalid_request", description: "the access token was sent in more than one way" } };
   }
   return { token: found[0]! };
 }
@@ -198,7 +206,7 @@ export const authenticate: BearerPreHandler = async function authenticate(reques
   if ("refuse" in got) return challenge(reply, state, got.refuse);
   if ("none" in got) {
     // RFC 6750 §3.1: no authentication information, no error code.
-    return challenge(reply, state, { status: 401, description: "this resource needs a bearer access token" });
+    return challenge(reply, state, { description: "this resource needs a bearer access token" });
   }
   try {
     request.auth = await state.verifier.verify(got.token);
@@ -212,7 +220,7 @@ export const authenticate: BearerPreHandler = async function authenticate(reques
     if (!(err instanceof TokenVerificationError)) request.log.warn({ err: { message: (err as Error)?.message } }, "unexpected token verification error");
     request.log.info({ tokenError: code }, "bearer token rejected");
     const description = err instanceof TokenVerificationError ? err.message : "the access token is invalid";
-    return challenge(reply, state, { status: 401, error: "invalid_token", description });
+    return challenge(reply, state, { error: "invalid_token", description });
   }
 };
 
@@ -239,7 +247,6 @@ export function requireScope(...scopes: string[]): BearerPreHandler {
     const missing = scopes.filter((s) => !hasScope(request.auth!, s));
     if (missing.length === 0) return;
     return challenge(reply, stateOf(request), {
-      status: 403,
       error: "insufficient_scope",
       description: `this resource needs the scope${scopes.length > 1 ? "s" : ""} ${scopes.join(" ")}`,
       scope: scopes.join(" "),
@@ -256,7 +263,6 @@ export function requireRole(...roles: string[]): BearerPreHandler {
     if (missing.length === 0) return;
     // RFC 6750 has no "insufficient role": insufficient_scope is the closest standard code.
     return challenge(reply, stateOf(request), {
-      status: 403,
       error: "insufficient_scope",
       description: `this resource needs the role${roles.length > 1 ? "s" : ""} ${roles.join(" ")}`,
     });
@@ -288,7 +294,7 @@ export function requireActive(): BearerPreHandler {
     if (active) return;
     request.log.info({ tokenError: "inactive" }, "bearer token rejected");
     request.auth = null;
-    return challenge(reply, state, { status: 401, error: "invalid_token", description: "the access token is no longer active" });
+    return challenge(reply, state, { error: "invalid_token", description: "the access token is no longer active" });
   };
 }
 

@@ -2,7 +2,7 @@
 // verifier fetching the issuer's JWKS over real HTTP. Bearer extraction and challenges per
 // RFC 6750, scope and role guards, and introspection mode (RFC 7662) against a stub endpoint.
 import formbody from "@fastify/formbody";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type InjectOptions } from "fastify";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import bearerAuth, { authenticate, requireActive, requireRole, requireScope } from "../../src/verifier/fastify.ts";
@@ -193,14 +193,21 @@ describeEachDb("resource server plugin", (flavor) => {
       }
     });
 
-    it("a token in the query string or a form body is refused by default (401), even with a good header", async () => {
+    // RFC 6750 §3.1: invalid_request "SHOULD" be 400 (Bad Request); before this was fixed the
+    // plugin answered a query-string or form-body token with 401.
+    it("a token in the query string or a form body is refused by default (400 invalid_request), even with a good header", async () => {
       const token = await issue("profile");
       const inQuery = await app.inject({ method: "GET", url: `/me?access_token=${token}` });
-      expect(inQuery.statusCode).toBe(401);
-      expect(challengeParams(inQuery.headers["www-authenticate"]).params.error).toBe("invalid_request");
+      expect(inQuery.statusCode).toBe(400);
+      expect(challengeParams(inQuery.headers["www-authenticate"])).toMatchObject({
+        scheme: "Bearer",
+        params: { realm: "orders", error: "invalid_request" },
+      });
+      expect(inQuery.json()).toMatchObject({ error: "invalid_request" });
 
       const both = await app.inject({ method: "GET", url: `/me?access_token=${token}`, headers: bearer(token) });
-      expect(both.statusCode).toBe(401);
+      expect(both.statusCode).toBe(400);
+      expect(challengeParams(both.headers["www-authenticate"]).params.error).toBe("invalid_request");
 
       const inBody = await app.inject({
         method: "POST",
@@ -208,8 +215,48 @@ describeEachDb("resource server plugin", (flavor) => {
         headers: { "content-type": "application/x-www-form-urlencoded" },
         payload: new URLSearchParams({ access_token: token }).toString(),
       });
-      expect(inBody.statusCode).toBe(401);
+      expect(inBody.statusCode).toBe(400);
       expect(challengeParams(inBody.headers["www-authenticate"]).params.error).toBe("invalid_request");
+      expect(inBody.json()).toMatchObject({ error: "invalid_request" });
+    });
+
+    it("every invalid_request is 400 with a Bearer challenge carrying error=\"invalid_request\" (RFC 6750 §3.1)", async () => {
+      const open = await resourceServer(verifier, stub.endpoint, { allowQueryToken: true, allowBodyToken: true });
+      try {
+        const token = await issue("profile");
+        const formBody = (params: Record<string, string>) => ({
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          payload: new URLSearchParams(params).toString(),
+        });
+        type Case = [name: string, server: FastifyInstance, req: InjectOptions];
+        const cases: Case[] = [
+          ["broken Authorization header", app, { method: "GET", url: "/me", headers: { authorization: "Bearer" } }],
+          ["query token, not enabled", app, { method: "GET", url: `/me?access_token=${token}` }],
+          ["form-body token, not enabled", app, { method: "POST", url: "/me", ...formBody({ access_token: token }) }],
+          ["query token and header, query not enabled", app, { method: "GET", url: `/me?access_token=${token}`, headers: bearer(token) }],
+          ["query token and header", open, { method: "GET", url: `/me?access_token=${token}`, headers: bearer(token) }],
+          [
+            "form-body token and header",
+            open,
+            { method: "POST", url: "/me", ...formBody({ access_token: token }), headers: { ...formBody({}).headers, ...bearer(token) } },
+          ],
+          ["repeated access_token", open, { method: "GET", url: `/me?access_token=${token}&access_token=${token}` }],
+          ["empty access_token", open, { method: "GET", url: "/me?access_token=" }],
+          ["empty form-body access_token", open, { method: "POST", url: "/me", ...formBody({ access_token: "" }) }],
+        ];
+        const seen: Record<string, unknown> = {};
+        for (const [name, server, req] of cases) {
+          const res = await server.inject(req);
+          const { scheme, params } = challengeParams(res.headers["www-authenticate"]);
+          const body = res.json() as { error: string; error_description: string };
+          seen[name] = { status: res.statusCode, scheme, realm: params.realm, error: params.error, bodyError: body.error };
+          expect(params.error_description).toBe(body.error_description);
+        }
+        const expected = { status: 400, scheme: "Bearer", realm: "orders", error: "invalid_request", bodyError: "invalid_request" };
+        expect(seen).toEqual(Object.fromEntries(cases.map(([name]) => [name, expected])));
+      } finally {
+        await open.close();
+      }
     });
 
     it("query and body tokens work only when explicitly allowed, and never two methods at once", async () => {

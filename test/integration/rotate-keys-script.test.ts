@@ -130,7 +130,7 @@ describeEachDb("rotate-keys script and keys CLI", (flavor) => {
     expectExit(json, 0);
     const lines = json.stdout.trim().split("\n");
     expect(lines, json.stdout).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toEqual({ actions: [], prunedSessions: 0 });
+    expect(JSON.parse(lines[0]!)).toEqual({ actions: [], prunedSessions: 0, pruned: { sessions: 0, deniedAccessTokens: 0, loginFailures: 0, auditEvents: 0 } });
     // Nothing changed on disk or in the listing.
     expect((await listKeysJson(env)).keys).toEqual(listed.keys);
   }, 60_000);

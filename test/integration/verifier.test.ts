@@ -247,6 +247,14 @@ describeEachDb("verifier kit", (flavor) => {
       expect(() => createVerifier({ ...base_, audience: [] })).toThrow(TypeError);
       expect(() => createVerifier({ ...base_, issuer: "" })).toThrow(TypeError);
       expect(() => createVerifier({ ...base_, clockTolerance: -1 })).toThrow(TypeError);
+      const durations: Partial<VerifierOptions>[] = [
+        { cacheMaxAge: -1 },
+        { cacheMaxAge: Number.NaN },
+        { cooldownDuration: -5 },
+        { timeoutDuration: Number.POSITIVE_INFINITY },
+        { timeoutDuration: 1.5 },
+      ];
+      for (const d of durations) expect(() => createVerifier({ ...base_, ...d }), JSON.stringify(d)).toThrow(TypeError);
     });
   });
 
@@ -282,7 +290,8 @@ describeEachDb("verifier kit", (flavor) => {
       const { fetch, urls } = countingFetch();
       const eager = verifierFor({ fetch, cooldownDuration: 0 });
       const patientFetch = countingFetch();
-      // A cooldown (and cache lifetime) far longer than this test.
+      // A cooldown far longer than this test; the cache lifetime is the served max-age (300 s here:
+      // cacheMaxAge may only shorten it), also longer than this test.
       const patient = verifierFor({ fetch: patientFetch.fetch, cooldownDuration: 3_600_000, cacheMaxAge: 3_600_000 });
 
       const before = (await login(issuer.app)).access_token;

@@ -10,6 +10,7 @@ import { loadConfig } from "../../src/config.ts";
 import { pruneExpired } from "../../src/domain/retention.ts";
 import { openPrismaStorage } from "../../src/storage/prisma/index.ts";
 import { describeEachDb, form, freshDatabase, register, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
+import { describeResult, runRotateKeys } from "../helpers/cli.ts";
 import { killAllIssuers, spawnIssuer } from "../helpers/process.ts";
 
 const DAY = 86400;
@@ -83,6 +84,25 @@ describeEachDb("security: audit retention", (flavor) => {
       rmSync(keysDir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it("the rotate-keys cron job prunes them too, and says so", async () => {
+    const keysDir = mkdtempSync(path.join(os.tmpdir(), "tessera-retention-"));
+    const db = await freshDatabase(flavor);
+    try {
+      const storage = await openPrismaStorage(db.url);
+      const old = new Date(Date.now() - 40 * DAY * 1000);
+      for (let i = 0; i < 3; i++) await storage.audit.record({ id: `cron-old-${i}`, type: "login.failed", at: old, details: {} });
+      await storage.audit.record({ id: "cron-recent", type: "login.failed", at: new Date(), details: {} });
+      const run = await runRotateKeys(["--json"], { DATABASE_URL: db.url, KEYS_DIR: keysDir, LOG_LEVEL: "warn", AUDIT_RETENTION: "30d" });
+      expect(run.code, describeResult(run)).toBe(0);
+      expect((JSON.parse(run.stdout) as { pruned: { auditEvents: number } }).pruned.auditEvents).toBe(3);
+      expect(await storage.db.auditEvent.count({ where: { id: { startsWith: "cron-" } } })).toBe(1);
+      await storage.close();
+    } finally {
+      await db.drop();
+      rmSync(keysDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
 
 it("AUDIT_RETENTION below a day is refused at start", () => {
