@@ -126,6 +126,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       disabledAt: null,
     });
     const families = new RefreshFamilies(storage.sessions, clock, secret, audit, config);
+    const clients = new Clients(storage.clients, config.clientCacheTtl);
     return {
       config,
       clock,
@@ -137,7 +138,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       audit,
       hasher,
       users: new Users(storage.users, storage.loginThrottle, hasher, audit, clock, throttlePolicy(config)),
-      clients: new Clients(storage.clients, config.clientCacheTtl),
+      clients,
       families,
       lifecycle: { draining: false },
       tokenStatus: new TokenStatus({
@@ -147,6 +148,8 @@ export async function createServices(config: Config, logger: AuditLogger, overri
         families,
         denied: storage.deniedAccessTokens,
         sessions: storage.sessions,
+        clients,
+        users: storage.users,
         audit,
       }),
       accessTokens: new AccessTokenIssuer(keys, clock, {

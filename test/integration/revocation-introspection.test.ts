@@ -49,7 +49,9 @@ describeEachDb("revocation and introspection", (flavor) => {
     const s = issuer.services;
     admin = { config: s.config, clock: s.clock, storage: s.storage, audit: s.audit, keyStore: s.keyStore, keyManager: s.keyManager, close: async () => undefined };
     const base = { type: "confidential" as const, audiences: [], accessTokenTtl: null, refreshTokenTtl: null, createdAt: s.clock.now(), disabledAt: null };
-    await s.storage.clients.create({ ...base, id: RS.id, name: "RS", secretHash: hashClientSecret(RS.secret), grantTypes: ["client_credentials"], scopes: ["read"] });
+    // The resource server user tokens are meant for (aud "api"): RFC 7662 §4, only it (and the
+    // client a token was issued to) may introspect them.
+    await s.storage.clients.create({ ...base, id: RS.id, name: "RS", secretHash: hashClientSecret(RS.secret), grantTypes: ["client_credentials"], scopes: ["read"], audiences: ["api"] });
     for (const c of [BACKEND, OTHER]) {
       await s.storage.clients.create({ ...base, id: c.id, name: c.id, secretHash: hashClientSecret(c.secret), grantTypes: ["password", "refresh_token"], scopes: ["profile", "orders"] });
     }
@@ -143,12 +145,14 @@ describeEachDb("revocation and introspection", (flavor) => {
     const res = await call("/oauth/token", { method: "basic", ...RS }, { grant_type: "client_credentials" });
     expect(res.statusCode, res.body).toBe(200);
     const { access_token } = res.json() as { access_token: string };
-    const r = await introspect(access_token, { method: "post", ...BACKEND });
+    const r = await introspect(access_token, { method: "post", ...RS });
     expect(r).toMatchObject({ active: true, sub: RS.id, client_id: RS.id, scope: "read", token_type: "Bearer" });
     expect(r).not.toHaveProperty("sid");
+    // Neither issued to BACKEND nor meant for it (RFC 7662 §4): it learns nothing.
+    expect(await introspect(access_token, { method: "post", ...BACKEND })).toEqual(INACTIVE);
     // The client revokes its own token: inactive from then on.
     await expectRevoked200({ method: "basic", ...RS }, access_token);
-    expect(await introspect(access_token, { method: "post", ...BACKEND })).toEqual(INACTIVE);
+    expect(await introspect(access_token, { method: "post", ...RS })).toEqual(INACTIVE);
   });
 
   // ---- revoking access tokens ----

@@ -18,7 +18,23 @@ export interface TokenStatusDeps {
   families: RefreshFamilies;
   denied: AccessTokenDenyList;
   sessions: { findSession(id: string): Promise<{ revokedAt: Date | null; expiresAt: Date } | null> };
+  /** the token's client as of now (a disabled client's tokens are inactive) */
+  clients: { find(id: string): Promise<ClientRecord | null> };
+  /** the token's user as of now (a disabled user's tokens are inactive) */
+  users: { findById(id: string): Promise<{ disabledAt: Date | null } | null> };
   audit: Audit;
+}
+
+/**
+ * RFC 7662 §2.2 and §4: who may learn about an access token. The client it was issued to, or a
+ * resource server it is meant for (its `aud` names one of the caller's audiences). Anyone else
+ * gets `{"active": false}`, exactly as for an unknown token: a client must not learn another
+ * client's users, sessions and scopes by introspecting tokens it happened to see.
+ */
+function mayIntrospect(caller: ClientRecord, claims: { client_id?: unknown; aud?: unknown }): boolean {
+  if (claims.client_id === caller.id) return true;
+  const aud = typeof claims.aud === "string" ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
+  return aud.some((a) => typeof a === "string" && caller.audiences.includes(a));
 }
 
 /** RFC 7009 §2.1: a client may revoke only tokens issued to it. */
@@ -93,10 +109,17 @@ export class TokenStatus {
       if (kind === "access") {
         const claims = await inspectAccessToken(this.d.keys, this.d.clock, this.d.issuer, token);
         if (!claims) continue;
+        if (!mayIntrospect(client, claims)) return inactive;
         if (claims.jti && (await this.d.denied.has(claims.jti))) return inactive;
+        // The client the token was issued to, disabled since: its tokens are no longer good.
+        const issuedTo = typeof claims.client_id === "string" ? await this.d.clients.find(claims.client_id) : null;
+        if (!issuedTo || issuedTo.disabledAt !== null) return inactive;
         if (typeof claims.sid === "string") {
           const session = await this.d.sessions.findSession(claims.sid);
           if (!session || session.revokedAt !== null) return inactive;
+          // A user disabled since (disabling revokes the sessions too; this also covers the race).
+          const user = typeof claims.sub === "string" ? await this.d.users.findById(claims.sub) : null;
+          if (!user || user.disabledAt !== null) return inactive;
         }
         const { client_id, scope, sub, aud, iss, exp, iat, jti, sid } = claims;
         const roles = (claims as { roles?: unknown }).roles;
