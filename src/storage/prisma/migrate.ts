@@ -28,9 +28,52 @@ export async function migrate(url: string): Promise<string> {
     await fs.mkdir(path.dirname(sqlitePath(url)), { recursive: true });
     url = `file:${sqlitePath(url)}`;
   }
+  const migrations = path.join(root, "prisma", flavorOf(url), "migrations");
   // The usual case (every migration already applied) needs no CLI run: on Postgres the CLI
   // takes ~10 s (a timer in its wasm engine) and takes the migration lock.
-  if (await allApplied(url, path.join(root, "prisma", flavorOf(url), "migrations"))) return "all migrations already applied";
+  if (await allApplied(url, migrations)) return "all migrations already applied";
+  if (flavorOf(url) === "postgres") return runMigrateDeploy(root, url);
+  // SQLite: Prisma's migrate deploy takes no lock there, and two processes migrating one new
+  // file at once (two cron runs, a server and a cron run) make one of them fail. Serialise them
+  // with a lock the OS drops if its holder dies, then look again: the first one may have done it.
+  return withSqliteMigrationLock(sqlitePath(url), async () =>
+    (await allApplied(url, migrations)) ? "all migrations already applied" : runMigrateDeploy(root, url),
+  );
+}
+
+/**
+ * Runs `fn` holding an exclusive lock on `<database>.migrate-lock` (a SQLite file locked with
+ * BEGIN EXCLUSIVE: a POSIX lock the kernel releases when the process exits, so it never goes
+ * stale). Polled without blocking the event loop.
+ */
+async function withSqliteMigrationLock<T>(dbFile: string, fn: () => Promise<T>): Promise<T> {
+  const lock = new Database(`${dbFile}.migrate-lock`, { timeout: 0 });
+  try {
+    const deadline = Date.now() + 120_000;
+    for (let journal = false; ; ) {
+      try {
+        // No journal file next to the lock (nothing is ever written to it); like BEGIN, busy
+        // while another process holds the lock.
+        if (!journal) lock.pragma("journal_mode = MEMORY");
+        journal = true;
+        lock.exec("BEGIN EXCLUSIVE");
+        break;
+      } catch (err) {
+        if (!/^SQLITE_(BUSY|LOCKED)/.test(String((err as { code?: unknown }).code)) || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 50));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      lock.exec("ROLLBACK");
+    }
+  } finally {
+    lock.close();
+  }
+}
+
+function runMigrateDeploy(root: string, url: string): Promise<string> {
   const cli = createRequire(path.join(root, "package.json")).resolve("prisma/build/index.js");
   return new Promise((resolve, reject) => {
     execFile(
