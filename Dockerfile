@@ -22,9 +22,14 @@ RUN node scripts/prisma-generate.mjs \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:22-bookworm-slim AS runtime
+# METRICS_HOST: in a container, 127.0.0.1 is reachable from that container only; with
+# METRICS_PORT set (e.g. 9464) the metrics listener binds the pod/container network, which no
+# ingress routes to and which is not published unless you map the port. Nothing listens there
+# while METRICS_PORT is unset.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000 \
+    METRICS_HOST=0.0.0.0 \
     DATABASE_URL=file:/data/tessera.db \
     KEYS_DIR=/keys
 WORKDIR /app

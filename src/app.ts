@@ -5,27 +5,21 @@ import http from "node:http";
 import cookie from "@fastify/cookie";
 import cors from "@fastify/cors";
 import formbody from "@fastify/formbody";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
+import { clientAddressOf, trustFunction } from "./http/client-address.ts";
 import { registerErrorHandler } from "./http/plugins/errors.ts";
+import { securityHeaders, securityHeadersFor } from "./http/plugins/security-headers.ts";
+import { registerRateLimits } from "./http/plugins/rate-limits.ts";
 import { browserRoutes } from "./http/routes/browser.ts";
 import { healthRoutes } from "./http/routes/health.ts";
-import { createMetrics, metricsRoutes } from "./http/routes/metrics.ts";
+import { metricsOf, publicMetricsRoutes } from "./http/routes/metrics.ts";
 import { tokenStatusRoutes } from "./http/routes/token-status.ts";
 import { tokenRoutes } from "./http/routes/token.ts";
 import { jwksResponse, wellKnownRoutes } from "./http/routes/well-known.ts";
 import type { Services } from "./services.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
-
-/** The client address as the request log shows it: behind a trusted proxy, X-Forwarded-For's first hop. */
-function clientIpOf(trustProxy: boolean) {
-  return (req: http.IncomingMessage): string | undefined => {
-    const forwarded = req.headers["x-forwarded-for"];
-    if (trustProxy && typeof forwarded === "string" && forwarded.trim()) return forwarded.split(",")[0]!.trim();
-    return req.socket.remoteAddress;
-  };
-}
 
 /** Which grant a successful response issued, for the metrics counter (null: not a token response). */
 function tokenGrantOf(url: string, body: unknown): string | null {
@@ -41,7 +35,8 @@ function tokenGrantOf(url: string, body: unknown): string | null {
 
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const { config } = services;
-  const clientIp = clientIpOf(config.trustProxy);
+  const trust = trustFunction(config.trustProxy);
+  const clientIp = clientAddressOf(trust);
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Fastify's two lines per request are replaced by our one (onResponse below).
@@ -53,7 +48,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
     bodyLimit: 64 * 1024,
-    trustProxy: config.trustProxy,
+    // The same trust rule as clientIp (http/client-address.ts): request.ip is the right-most
+    // untrusted X-Forwarded-For hop.
+    trustProxy: trust,
     return503OnClosing: true,
     // Verifiers poll the JWKS more than anything else: a GET of exactly that path is answered
     // from prepared bytes before Fastify's request pipeline (same headers as the route, which
@@ -74,11 +71,22 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       }),
     // Schemas validate, they do not convert: a JSON number is not a password.
     ajv: { customOptions: { coerceTypes: false } },
+    // A malformed URL ("/%zz") is answered before routing, so before every hook: it gets the
+    // error shape and the security headers here.
+    frameworkErrors: (err, request, reply: FastifyReply) => {
+      void reply
+        .status(typeof err.statusCode === "number" && err.statusCode >= 400 ? err.statusCode : 400)
+        .headers({ ...securityHeadersFor(config, "same-origin"), "x-request-id": request.id, "cache-control": "no-store" })
+        .send({ error: "invalid_request", error_description: "The request URL is malformed." });
+    },
   });
   // Only form and JSON bodies are accepted anywhere; anything else is 415.
   app.removeContentTypeParser("text/plain");
 
+  // First, so every later hook's and handler's answers (errors, 404, 429) carry them.
+  await app.register(securityHeaders, { config });
   registerErrorHandler(app, services.storage);
+  const limits = await registerRateLimits(app, config, logger);
 
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
@@ -102,9 +110,10 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   });
 
   // Prometheus metrics (and the token counter's hook, which every route below inherits).
-  const metrics = services.config.metricsEnabled ? createMetrics(services) : null;
+  const metrics = services.config.metricsEnabled ? metricsOf(services) : null;
   if (metrics) {
-    metricsRoutes(app, services, metrics);
+    // Served here only behind METRICS_TOKEN; METRICS_PORT moves it to its own listener (server.ts).
+    publicMetricsRoutes(app, services, metrics);
     // Count token responses by grant type (the token endpoint and the browser endpoints).
     app.addHook("onSend", (request, reply, payload, done) => {
       const grant = tokenGrantOf(request.url, request.body);
@@ -132,9 +141,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       return defaultJson(request, text, done);
     });
 
-    tokenRoutes(api, services);
-    tokenStatusRoutes(api, services);
-    browserRoutes(api, services);
+    tokenRoutes(api, services, limits);
+    tokenStatusRoutes(api, services, limits);
+    browserRoutes(api, services, limits);
   });
   return app;
 }

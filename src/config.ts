@@ -1,5 +1,6 @@
 // Environment -> one frozen, typed Config. Every bad variable gets its own line in one error,
 // so an operator fixes them all in one go instead of one restart per typo.
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 
@@ -50,7 +51,27 @@ export interface Config {
   /** seconds audit events are kept */
   auditRetention: number;
   migrateOnStart: boolean;
-  trustProxy: boolean;
+  /**
+   * Which hops of X-Forwarded-For to trust: false (none: the socket's peer is the client), a
+   * number of proxy hops, or the proxies' addresses/CIDRs (and loopback, linklocal, uniquelocal).
+   * The client is the right-most address not trusted; never the left-most, which is whatever the
+   * client wrote.
+   */
+  trustProxy: false | number | string[];
+  /** per-address request limits (null: off); see http/plugins/rate-limits.ts */
+  rateLimits: {
+    /** password checks: /auth/login and the password grant */
+    password: RateLimit | null;
+    register: RateLimit | null;
+    /** /auth/refresh and the refresh_token grant */
+    refresh: RateLimit | null;
+    /** failed client authentications on the token, revocation and introspection endpoints */
+    clientAuthFailures: RateLimit | null;
+  };
+  /** redis://... : rate-limit counters shared by every instance; null: per instance */
+  redisUrl: string | null;
+  /** prefix of every key Tessera writes to Redis */
+  redisKeyPrefix: string;
   /** where signing keys live: one file per key in KEYS_DIR, or the database */
   keyStore: "file" | "database";
   /** KEYS_ENCRYPTION_KEY (base64, 32 bytes), or null */
@@ -83,6 +104,22 @@ export interface Config {
   clientCacheTtl: number;
   /** RSA key size for RS256/PS256 */
   rsaModulusLength: 2048 | 3072;
+  /** METRICS_PORT: /metrics on its own listener; null = none (then only behind METRICS_TOKEN on the public one, or nowhere) */
+  metricsPort: number | null;
+  /** METRICS_HOST: the address the metrics listener binds, an internal interface */
+  metricsHost: string;
+  /** ALLOW_INSECURE_ISSUER: a plain-http ISSUER on a host that is not loopback (development only) */
+  allowInsecureIssuer: boolean;
+  /** REFRESH_COOKIE_NAME: the browser refresh-token cookie */
+  refreshCookieName: string;
+  /** REFRESH_COOKIE_PATH: its Path; the browser must send it to /auth/refresh and /auth/logout */
+  refreshCookiePath: "/" | "/auth";
+}
+
+/** At most `max` requests per `window` seconds. */
+export interface RateLimit {
+  max: number;
+  window: number;
 }
 
 export class ConfigError extends Error {
@@ -102,7 +139,52 @@ export function parseDuration(raw: string): number | undefined {
   return Number.isSafeInteger(value) ? value : undefined;
 }
 
+/**
+ * A loopback host as the WHATWG URL parser writes it (127.1 and 0x7f.0.0.1 become 127.0.0.1,
+ * [0::1] becomes [::1]): localhost, 127.0.0.0/8, [::1]. Not *.localhost: browsers hard-wire it
+ * to loopback, but the services that fetch the JWKS resolve names with the OS resolver, which
+ * may ask DNS for it.
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
 type Env = Record<string, string | undefined>;
+
+const TRUST_KEYWORDS = new Set(["loopback", "linklocal", "uniquelocal"]);
+
+/**
+ * TRUST_PROXY: "false" (default), "true" (= 1: the directly connected proxy only; trusting every
+ * hop would let a client pick its own address by writing X-Forwarded-For), a hop count, or a
+ * comma-separated list of proxy addresses / CIDRs / loopback, linklocal, uniquelocal.
+ */
+function parseTrustProxy(raw: string, problems: string[]): false | number | string[] {
+  const v = raw.trim();
+  if (/^(false|0|no|off)$/i.test(v)) return false;
+  if (/^(true|yes|on)$/i.test(v)) return 1;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    if (hops <= 32) return hops;
+  }
+  const entries = v.split(",").map((e) => e.trim()).filter(Boolean);
+  const bad = entries.filter((e) => !TRUST_KEYWORDS.has(e) && !isAddressOrCidr(e));
+  if (entries.length === 0 || bad.length > 0) {
+    problems.push(
+      `TRUST_PROXY=${JSON.stringify(raw)}: expected false, true (one proxy hop), a hop count (1-32), or the proxies' addresses/CIDRs (e.g. 10.0.0.0/8,loopback)`,
+    );
+    return false;
+  }
+  return entries;
+}
+
+function isAddressOrCidr(entry: string): boolean {
+  const [addr, bits, ...rest] = entry.split("/");
+  if (rest.length > 0 || !addr) return false;
+  const family = net.isIP(addr);
+  if (family === 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
 
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
@@ -207,6 +289,24 @@ export function loadConfig(env: Env = process.env): Config {
   } else if (keyStoreRaw === "database") {
     problems.push("KEYS_ENCRYPTION_KEY: required with KEY_STORE=database (keys are stored sealed); generate one with: openssl rand -base64 32");
   }
+  /** "30/1m" -> 30 per 60 s; "0" or "off" -> no limit. */
+  const rate = (name: string, def: string): RateLimit | null => {
+    const v = str(name, def).trim();
+    if (/^(0|off)$/i.test(v)) return null;
+    const m = /^(\d+)\s*\/\s*(.+)$/.exec(v);
+    const window = m ? parseDuration(m[2]!) : undefined;
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 1_000_000 || window === undefined || window < 1) {
+      problems.push(`${name}=${JSON.stringify(v)}: expected requests/duration (e.g. 30/1m, 100/1h), or 0 to turn the limit off`);
+      return null;
+    }
+    return { max: Number(m[1]), window };
+  };
+  const trustProxy = parseTrustProxy(str("TRUST_PROXY", "false"), problems);
+  const redisUrl = env.REDIS_URL ? env.REDIS_URL.trim() : null;
+  if (redisUrl !== null && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
+    problems.push(`REDIS_URL: expected redis://[user:password@]host[:port][/db] or rediss://...`);
+  }
+
   const scopeRoles = new Map<string, string[]>();
   for (const entry of str("SCOPE_ROLES", "").split(/[;\s]+/).filter(Boolean)) {
     const m = /^([\x21\x23-\x3C\x3E-\x5B\x5D-\x7E]+)=([A-Za-z0-9._:-]+(\|[A-Za-z0-9._:-]+)*)$/.exec(entry);
@@ -221,6 +321,45 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push(`RSA_MODULUS_LENGTH=${rsaModulusLength}: expected 2048 or 3072`);
   }
 
+  // ---- metrics listener, issuer scheme, refresh cookie ----
+  const metricsPort = env.METRICS_PORT ? int("METRICS_PORT", 0, 1, 65535) : null;
+  if (metricsPort !== null && metricsPort !== 0 && metricsPort === port) {
+    problems.push(`METRICS_PORT=${metricsPort}: must differ from PORT (metrics get their own listener; leave METRICS_PORT unset to use METRICS_TOKEN on the public one)`);
+  }
+  const allowInsecureIssuer = bool("ALLOW_INSECURE_ISSUER", false);
+  // RFC 8414 §2: the issuer identifier is an https URL. Over plain http the discovery document
+  // and the JWKS that verifiers trust could be swapped on the way; loopback never leaves the host.
+  const issuerUrl = URL.canParse(issuer) ? new URL(issuer) : null;
+  if (issuerUrl?.protocol === "http:" && !isLoopbackHost(issuerUrl.hostname) && !allowInsecureIssuer) {
+    problems.push(
+      `ISSUER=${JSON.stringify(issuer)}: must be https (RFC 8414 §2); plain http is accepted only for localhost, 127.0.0.0/8 or [::1]. Use an https ISSUER, or set ALLOW_INSECURE_ISSUER=true for development`,
+    );
+  }
+  const cookieSecure = bool("COOKIE_SECURE", true);
+  const refreshCookieName = str("REFRESH_COOKIE_NAME", "refresh_token");
+  // RFC 6265 §4.1.1: a cookie-name is a token (RFC 9110 §5.6.2 tchar).
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(refreshCookieName)) {
+    problems.push(`REFRESH_COOKIE_NAME=${JSON.stringify(refreshCookieName)}: expected a cookie name (letters, digits and !#$%&'*+-.^_\`|~; no spaces, quotes, separators)`);
+  }
+  const refreshCookiePathRaw = str("REFRESH_COOKIE_PATH", "/auth");
+  const refreshCookiePath = refreshCookiePathRaw === "/" || refreshCookiePathRaw === "/auth" ? refreshCookiePathRaw : "/auth";
+  if (refreshCookiePath !== refreshCookiePathRaw) {
+    problems.push(`REFRESH_COOKIE_PATH=${JSON.stringify(refreshCookiePathRaw)}: expected / or /auth (browsers must send the cookie to /auth/refresh and /auth/logout)`);
+  }
+  // Cookie prefixes (RFC 6265bis §4.1.3, matched case-insensitively by browsers): a browser drops
+  // a __Secure- cookie without Secure, and a __Host- cookie without Secure, with a Domain, or
+  // with a Path other than / (we never set Domain).
+  const prefix = /^__(host|secure)-/i.exec(refreshCookieName)?.[1]?.toLowerCase();
+  const missing = [
+    ...(prefix && !cookieSecure ? ["COOKIE_SECURE=true"] : []),
+    ...(prefix === "host" && refreshCookiePathRaw !== "/" ? ["REFRESH_COOKIE_PATH=/"] : []),
+  ];
+  if (missing.length > 0) {
+    problems.push(
+      `REFRESH_COOKIE_NAME=${JSON.stringify(refreshCookieName)}: a __${prefix === "host" ? "Host" : "Secure"}- cookie needs ${missing.join(" and ")}, or browsers reject it`,
+    );
+  }
+
   const config: Config = {
     port,
     host,
@@ -233,7 +372,7 @@ export function loadConfig(env: Env = process.env): Config {
     refreshIdleTtl,
     refreshReuseGrace,
     accessTokenAudience: str("ACCESS_TOKEN_AUDIENCE", "api"),
-    cookieSecure: bool("COOKIE_SECURE", true),
+    cookieSecure,
     allowRegistration: bool("ALLOW_REGISTRATION", true),
     logLevel,
     jwksMaxAge: duration("JWKS_MAX_AGE", 300, 0),
@@ -248,7 +387,15 @@ export function loadConfig(env: Env = process.env): Config {
     pruneInterval: duration("PRUNE_INTERVAL", 3600, 0),
     auditRetention: duration("AUDIT_RETENTION", 90 * 86400, 86400),
     migrateOnStart: bool("MIGRATE_ON_START", true),
-    trustProxy: bool("TRUST_PROXY", false),
+    trustProxy,
+    rateLimits: {
+      password: rate("RATE_LIMIT_PASSWORD", "30/1m"),
+      register: rate("RATE_LIMIT_REGISTER", "30/1h"),
+      refresh: rate("RATE_LIMIT_REFRESH", "120/1m"),
+      clientAuthFailures: rate("RATE_LIMIT_CLIENT_AUTH_FAILURES", "20/1m"),
+    },
+    redisUrl,
+    redisKeyPrefix: str("REDIS_KEY_PREFIX", "tessera:"),
     keyStore: keyStoreRaw === "database" ? "database" : "file",
     keysEncryptionKey,
     keyPublishMargin: duration("KEY_PUBLISH_MARGIN", 30, 0),
@@ -265,6 +412,11 @@ export function loadConfig(env: Env = process.env): Config {
     loginLockoutBase: duration("LOGIN_LOCKOUT_BASE", 60, 1),
     loginLockoutMax: duration("LOGIN_LOCKOUT_MAX", 3600, 1),
     loginAccountFailuresPerHour: int("LOGIN_ACCOUNT_FAILURES_PER_HOUR", 100, 1, 100),
+    metricsPort,
+    metricsHost: str("METRICS_HOST", "127.0.0.1"),
+    allowInsecureIssuer,
+    refreshCookieName,
+    refreshCookiePath,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ ...config, argon2: Object.freeze(argon2), allowedOrigins: Object.freeze([...allowedOrigins]) as string[] });

@@ -1,6 +1,7 @@
 // Process entry: config, logger, migrations, key bootstrap, listen, graceful shutdown.
 import { buildApp } from "./app.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, isLoopbackHost, loadConfig } from "./config.ts";
+import { buildMetricsApp, metricsOnPublicListener } from "./http/routes/metrics.ts";
 import { createLogger } from "./logger.ts";
 import { pruneExpired } from "./domain/retention.ts";
 import { createServices } from "./services.ts";
@@ -26,6 +27,9 @@ async function main(): Promise<void> {
     }
     const services = await createServices(config, logger);
     const app = await buildApp(services, logger);
+    // METRICS_PORT: /metrics on its own listener (an internal interface), fed by the same registry.
+    const metricsPort = config.metricsEnabled ? config.metricsPort : null;
+    const metricsApp = metricsPort !== null ? await buildMetricsApp(services, logger) : null;
 
     // Pick up rotations done by the script, the CLI or another instance.
     services.keyReloader.start(config.keysReloadInterval);
@@ -54,7 +58,7 @@ async function main(): Promise<void> {
       // traffic before the listener closes (then in-flight requests drain).
       services.lifecycle.draining = true;
       new Promise((r) => setTimeout(r, config.shutdownDelay * 1000))
-        .then(() => app.close())
+        .then(() => Promise.all([app.close(), metricsApp?.close()]))
         .then(() => services.storage.close())
         .then(() => {
           clearTimeout(force);
@@ -69,6 +73,20 @@ async function main(): Promise<void> {
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
 
+    const issuerUrl = new URL(config.issuer);
+    if (issuerUrl.protocol === "http:" && !isLoopbackHost(issuerUrl.hostname)) {
+      logger.warn({ issuer: config.issuer }, "ISSUER is plain http (ALLOW_INSECURE_ISSUER=true): tokens and keys travel unprotected; development only (RFC 8414 §2)");
+    }
+    // Before the public listener, so "Tessera listening" means both are up.
+    if (metricsApp && metricsPort !== null) {
+      await metricsApp.listen({ port: metricsPort, host: config.metricsHost });
+      const host = config.metricsHost.includes(":") ? `[${config.metricsHost}]` : config.metricsHost;
+      logger.info(`metrics listening on http://${host}:${metricsPort}/metrics`);
+    } else if (config.metricsEnabled && !metricsOnPublicListener(config)) {
+      logger.warn(
+        "/metrics is not served: set METRICS_PORT to serve it on its own listener (bound to METRICS_HOST, default 127.0.0.1), or METRICS_TOKEN to serve it here behind a bearer token; METRICS_ENABLED=false silences this",
+      );
+    }
     await app.listen({ port: config.port, host: config.host });
     const signer = services.keys.signer();
     logger.info(

@@ -42,7 +42,10 @@ export interface AuditFields {
   details?: Record<string, unknown>;
 }
 
-const WARN: ReadonlySet<AuditEventType> = new Set(["refresh.reuse_detected", "login.failed", "login.locked", "key.revoked"]);
+// Warn level: what an operator alerts on. A grace retry is usually two tabs or a lost response,
+// but it is also what a thief replaying a just-used refresh token looks like inside the window
+// (RFC 9700 §4.14.2: rotation relies on noticing the second use), so it is never buried at info.
+const WARN: ReadonlySet<AuditEventType> = new Set(["refresh.reuse_detected", "refresh.grace_retry", "login.failed", "login.locked", "key.revoked"]);
 
 export class Audit {
   /** events by type since start; what a metrics endpoint reads */

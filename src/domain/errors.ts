@@ -91,3 +91,17 @@ export class Unauthorized extends OAuthError {
     super(error, 401, description);
   }
 }
+
+/**
+ * Too many requests from one address (rate limits): 429 with Retry-After (RFC 6585 §4). The
+ * error code is `slow_down`, registered for token endpoint responses (RFC 8628 §3.5, OAuth
+ * Extensions Error registry), and used in the same shape on every endpoint.
+ */
+export class TooManyRequests extends OAuthError {
+  constructor(retryAfterSeconds: number) {
+    const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    super("slow_down", 429, `Too many requests from this address; retry in ${seconds} second${seconds === 1 ? "" : "s"}.`, {
+      "retry-after": String(seconds),
+    });
+  }
+}

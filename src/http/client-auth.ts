@@ -3,6 +3,9 @@
 import type { FastifyRequest } from "fastify";
 import type { ClientCredentials } from "../domain/clients/clients.ts";
 import { InvalidClient, InvalidRequest } from "../domain/errors.ts";
+import type { ClientRecord } from "../storage/ports.ts";
+import type { Services } from "../services.ts";
+import type { Limiter } from "./plugins/rate-limits.ts";
 
 const BASIC_CHALLENGE = { "www-authenticate": 'Basic realm="tessera"' };
 
@@ -40,4 +43,24 @@ export function clientCredentials(request: FastifyRequest, params: Readonly<Reco
     return { clientId: params.client_id, clientSecret: params.client_secret, method: "client_secret_post" };
   }
   return { clientId: params.client_id, method: "none" };
+}
+
+/**
+ * Authenticates the client of an OAuth request, with the per-address limit on failed client
+ * authentications: an address that failed too often gets 429 before its credentials are even
+ * looked at, and every invalid_client counts against it.
+ */
+export async function authenticateClient(
+  request: FastifyRequest,
+  params: Readonly<Record<string, string>>,
+  s: Services,
+  failures: Limiter,
+): Promise<ClientRecord> {
+  await failures.check(request);
+  try {
+    return await s.clients.authenticate(clientCredentials(request, params));
+  } catch (err) {
+    if (err instanceof InvalidClient) await failures.count(request);
+    throw err;
+  }
 }

@@ -113,6 +113,12 @@ export async function startIssuer(flavor: Flavor, opts: IssuerOptions = {}): Pro
     KEYS_DIR: keysDir,
     LOG_LEVEL: "info",
     ALLOWED_ORIGINS: "https://app.test",
+    // Suites register and log in many users from one address (the test's): per-address limits
+    // are off unless a test sets them (test/security/rate-limits.test.ts runs the defaults).
+    RATE_LIMIT_PASSWORD: "0",
+    RATE_LIMIT_REGISTER: "0",
+    RATE_LIMIT_REFRESH: "0",
+    RATE_LIMIT_CLIENT_AUTH_FAILURES: "0",
     ...opts.env,
   });
   const clock = opts.clock ?? new FakeClock(new Date());

@@ -296,8 +296,9 @@ describeEachDb("browser endpoints", (flavor) => {
       expect(errorOf(badJson)).toMatchObject({ status: 400, error: "invalid_request" });
       const empty = await app.inject({ method: "POST", url: "/auth/register", headers: { "content-type": "application/json" }, payload: "" });
       expect(errorOf(empty)).toMatchObject({ status: 400, error: "invalid_request" });
+      // No body and no content type: refused by the JSON-only CSRF guard.
       const none = await app.inject({ method: "POST", url: "/auth/register" });
-      expect(errorOf(none)).toMatchObject({ status: 400, error: "invalid_request" });
+      expect(errorOf(none)).toMatchObject({ status: 415, error: "invalid_request" });
       const text = await app.inject({
         method: "POST",
         url: "/auth/register",

@@ -3,7 +3,6 @@
 // and put it back (listen again on the same port). While down: 503 temporarily_unavailable with
 // Retry-After, promptly, never a 500 or a hang; liveness stays green. Back up: the same requests
 // succeed again without a restart, and nothing was half-written during the outage.
-import net from "node:net";
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
@@ -18,83 +17,7 @@ import {
   type TokenPair,
 } from "../helpers/issuer.ts";
 import { within } from "../helpers/process.ts";
-
-/**
- * A TCP proxy to `target` that can be taken down (connections refused), frozen (connections
- * accepted, nothing answered: a partition or a hung host) and brought back on the same port.
- */
-class TcpProxy {
-  port = 0;
-  #server: net.Server | undefined;
-  #frozen = false;
-  readonly #sockets = new Set<net.Socket>();
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  get connections(): number {
-    return this.#sockets.size;
-  }
-
-  #track(s: net.Socket): void {
-    this.#sockets.add(s);
-    s.on("error", () => undefined);
-    s.on("close", () => this.#sockets.delete(s));
-  }
-
-  async up(): Promise<void> {
-    this.thaw();
-    if (this.#server) return;
-    const server = net.createServer((client) => {
-      this.#track(client);
-      if (this.#frozen) return; // accepted, never answered
-      const upstream = net.connect(this.target.port, this.target.host);
-      this.#track(upstream);
-      // Forward by hand (not pipe) so a freeze can swallow traffic in both directions.
-      client.on("data", (d: Buffer) => {
-        if (!this.#frozen) upstream.write(d);
-      });
-      upstream.on("data", (d: Buffer) => {
-        if (!this.#frozen) client.write(d);
-      });
-      client.on("close", () => upstream.destroy());
-      upstream.on("close", () => client.destroy());
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.port, "127.0.0.1", () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    this.port = (server.address() as net.AddressInfo).port;
-    this.#server = server;
-  }
-
-  /** The database "crashes": no new connections, every open one cut. */
-  async down(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    this.#dropAll();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  /** The database stops answering: connections stay open (and new ones are accepted), silent. */
-  freeze(): void {
-    this.#frozen = true;
-  }
-
-  /** End of a freeze: the connections that lived through it are reset, new ones work again. */
-  thaw(): void {
-    if (!this.#frozen) return;
-    this.#frozen = false;
-    this.#dropAll();
-  }
-
-  #dropAll(): void {
-    for (const s of this.#sockets) s.destroy();
-    this.#sockets.clear();
-  }
-}
+import { TcpProxy } from "../helpers/tcp-proxy.ts";
 
 /** The admin URL's host and port, i.e. where the real Postgres listens. */
 function targetOf(url: string): { host: string; port: number } {

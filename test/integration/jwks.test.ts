@@ -56,7 +56,7 @@ describeEachDb("jwks", (flavor) => {
     await issuer?.close();
   });
 
-  it("over a real socket (the fast path) the JWKS is byte-identical to the route's, with the same headers, 304 and one log line", async () => {
+  it("over a real socket (the fast path) the JWKS is byte-identical to the route's, with the same headers (security headers too), 304 and one log line", async () => {
     const server = await startIssuer(flavor);
     try {
       const base = await server.app.listen({ port: 0, host: "127.0.0.1" });
@@ -64,7 +64,8 @@ describeEachDb("jwks", (flavor) => {
       const res = await fetch(`${base}/.well-known/jwks.json`, { headers: { "x-request-id": "jwks-probe-1" } });
       expect(res.status).toBe(200);
       expect(Buffer.from(await res.arrayBuffer()).equals(viaRoute.rawPayload)).toBe(true);
-      for (const h of ["content-type", "cache-control", "etag", "access-control-allow-origin"]) {
+      const security = ["content-security-policy", "cross-origin-resource-policy", "referrer-policy", "strict-transport-security", "x-content-type-options", "x-frame-options"];
+      for (const h of ["content-type", "cache-control", "etag", "access-control-allow-origin", ...security]) {
         expect(res.headers.get(h), h).toBe(String(viaRoute.headers[h]));
       }
       expect(res.headers.get("x-request-id")).toBe("jwks-probe-1");

@@ -14,6 +14,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     sqliteTemplate: string;
     postgres: { adminUrl: string; template: string; prefix: string } | null;
+    /** TEST_REDIS_URL when set and reachable (Redis-backed rate limits) */
+    redis: string | null;
   }
 }
 
@@ -51,6 +53,25 @@ export default async function setup(project: TestProject) {
     throw new Error("TESSERA_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set: the Postgres suite would be skipped");
   } else {
     project.provide("postgres", null);
+  }
+
+  // TEST_REDIS_URL=redis://... adds the Redis-backed tests; TESSERA_REQUIRE_REDIS=1 makes a
+  // missing or unreachable Redis fail the run instead of skipping them.
+  const redisUrl = process.env.TEST_REDIS_URL ?? null;
+  if (redisUrl) {
+    const { Redis } = await import("ioredis");
+    const probe = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null });
+    try {
+      await probe.connect();
+      await probe.ping();
+    } finally {
+      probe.disconnect();
+    }
+    project.provide("redis", redisUrl);
+  } else if (process.env.TESSERA_REQUIRE_REDIS === "1") {
+    throw new Error("TESSERA_REQUIRE_REDIS=1 but TEST_REDIS_URL is not set: the Redis suite would be skipped");
+  } else {
+    project.provide("redis", null);
   }
 
   return async () => {

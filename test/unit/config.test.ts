@@ -21,6 +21,13 @@ describe("config", () => {
       webClientId: "web",
       allowedOrigins: ["http://localhost:3000"],
       argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
+      metricsEnabled: true,
+      metricsToken: null,
+      metricsPort: null,
+      metricsHost: "127.0.0.1",
+      allowInsecureIssuer: false,
+      refreshCookieName: "refresh_token",
+      refreshCookiePath: "/auth",
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -72,6 +79,57 @@ describe("config", () => {
   it("accepts every supported signing algorithm and rejects others", () => {
     for (const alg of ["ES256", "RS256", "PS256", "EdDSA"]) expect(loadConfig({ SIGNING_ALG: alg }).signingAlg).toBe(alg);
     for (const alg of ["none", "HS256", "es256", "RS512"]) expect(() => loadConfig({ SIGNING_ALG: alg })).toThrow(/SIGNING_ALG/);
+  });
+
+  // RFC 8414 §2: an https issuer. Plain http only where it never leaves the machine.
+  it.each([
+    "http://localhost",
+    "http://localhost:3000",
+    "http://LOCALHOST:3000/",
+    "http://127.0.0.1:8080",
+    "http://127.1.2.3",
+    "http://127.1", // the URL parser writes it 127.0.0.1
+    "http://[::1]:3000",
+    "http://[0:0:0:0:0:0:0:1]",
+    "https://auth.example.com",
+    "https://10.0.0.5:8443",
+  ])("ISSUER=%s is accepted", (issuer) => {
+    expect(() => loadConfig({ ISSUER: issuer })).not.toThrow();
+  });
+
+  it.each([
+    "http://auth.example.com",
+    "http://10.0.0.5:3000",
+    "http://0.0.0.0:3000",
+    "http://192.168.1.10",
+    "http://[::]:3000",
+    "http://[::ffff:10.0.0.1]",
+    "http://auth.localhost:3000", // *.localhost: the verifiers' resolvers may ask DNS for it
+    "http://localhost.example.com",
+    "http://127.0.0.1.nip.io",
+  ])("ISSUER=%s is refused: one ISSUER line naming https and ALLOW_INSECURE_ISSUER", (issuer) => {
+    let error: unknown;
+    try {
+      loadConfig({ ISSUER: issuer });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^ISSUER=/);
+    expect(problems[0]).toMatch(/https/);
+    expect(problems[0]).toContain("ALLOW_INSECURE_ISSUER=true");
+    // The development escape hatch.
+    expect(loadConfig({ ISSUER: issuer, ALLOW_INSECURE_ISSUER: "true" })).toMatchObject({ allowInsecureIssuer: true });
+  });
+
+  it("METRICS_PORT: a port other than PORT; METRICS_HOST defaults to loopback", () => {
+    expect(loadConfig({ METRICS_PORT: "9464" })).toMatchObject({ metricsPort: 9464, metricsHost: "127.0.0.1" });
+    expect(loadConfig({ METRICS_PORT: "9464", METRICS_HOST: "10.0.0.5" })).toMatchObject({ metricsPort: 9464, metricsHost: "10.0.0.5" });
+    expect(() => loadConfig({ METRICS_PORT: "3000" })).toThrow(/METRICS_PORT=3000: must differ from PORT/);
+    expect(() => loadConfig({ PORT: "8080", METRICS_PORT: "8080" })).toThrow(/METRICS_PORT/);
+    for (const bad of ["0", "65536", "metrics", "-1"]) expect(() => loadConfig({ METRICS_PORT: bad }), bad).toThrow(/METRICS_PORT/);
   });
 
   it("refuses a long reuse grace window", () => {

@@ -1,5 +1,6 @@
 // Browser endpoints for the first-party web client. The refresh token lives only in an
-// HttpOnly, Secure, SameSite=Strict cookie scoped to /auth; JavaScript never sees it.
+// HttpOnly, Secure, SameSite=Strict cookie (REFRESH_COOKIE_NAME, scoped to REFRESH_COOKIE_PATH:
+// /auth by default, / for a __Host- name); JavaScript never sees it.
 // CSRF: SameSite=Strict, plus a JSON content type (a plain HTML form cannot send one and a
 // cross-origin fetch with one needs a CORS preflight we do not grant), plus an Origin check.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -8,9 +9,8 @@ import { passwordGrant } from "../../grants/password.ts";
 import { refreshTokenGrant } from "../../grants/refresh-token.ts";
 import type { GrantResult } from "../../grants/grant.ts";
 import type { Services } from "../../services.ts";
+import type { RateLimits } from "../plugins/rate-limits.ts";
 
-export const REFRESH_COOKIE = "refresh_token";
-const COOKIE_PATH = "/auth";
 
 const credentialsBody = {
   type: "object",
@@ -21,7 +21,7 @@ const credentialsBody = {
   },
 } as const;
 
-export function browserRoutes(app: FastifyInstance, s: Services): void {
+export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLimits): void {
   const { config } = s;
   const allowedOrigins = new Set(config.allowedOrigins);
 
@@ -40,18 +40,19 @@ export function browserRoutes(app: FastifyInstance, s: Services): void {
     }
   }
 
-  const cookieOptions = { httpOnly: true, secure: config.cookieSecure, sameSite: "strict", path: COOKIE_PATH } as const;
+  const cookieName = config.refreshCookieName;
+  const cookieOptions = { httpOnly: true, secure: config.cookieSecure, sameSite: "strict", path: config.refreshCookiePath } as const;
 
   function setRefreshCookie(reply: FastifyReply, result: GrantResult): void {
     const token = result.response.refresh_token;
     if (!token || !result.session) return;
     // The cookie lives exactly as long as the session can (absolute lifetime).
     const maxAge = Math.max(0, Math.floor((result.session.expiresAt.getTime() - s.clock.now().getTime()) / 1000));
-    reply.setCookie(REFRESH_COOKIE, token, { ...cookieOptions, maxAge });
+    reply.setCookie(cookieName, token, { ...cookieOptions, maxAge });
   }
 
   function clearRefreshCookie(reply: FastifyReply): void {
-    reply.clearCookie(REFRESH_COOKIE, cookieOptions);
+    reply.clearCookie(cookieName, cookieOptions);
   }
 
   async function webClient() {
@@ -65,8 +66,11 @@ export function browserRoutes(app: FastifyInstance, s: Services): void {
     return reply.header("cache-control", "no-store").header("pragma", "no-cache").send({ access_token, token_type, expires_in, scope });
   };
 
-  app.post("/auth/register", { schema: { body: credentialsBody } }, async (request, reply) => {
+  // The same CSRF guard as the cookie endpoints: a cross-site form or script must not create
+  // accounts in a victim's browser (login CSRF's cousin), and a per-address limit.
+  app.post("/auth/register", { schema: { body: credentialsBody }, onRequest: csrfGuard }, async (request, reply) => {
     if (!config.allowRegistration) throw new Forbidden("registration_disabled", "Registration is disabled.");
+    await limits.register.hit(request);
     const { email, password } = request.body as { email: string; password: string };
     const user = await s.users.register(email, password);
     return reply.status(201).header("cache-control", "no-store").send({ id: user.id, email: user.email });
@@ -74,14 +78,16 @@ export function browserRoutes(app: FastifyInstance, s: Services): void {
 
   app.post("/auth/login", { schema: { body: credentialsBody }, onRequest: csrfGuard }, async (request, reply) => {
     const { email, password } = request.body as { email: string; password: string };
+    await limits.password.hit(request);
     const client = await webClient();
     const result = await passwordGrant.handle({ params: { username: email, password }, client, address: request.ip }, s);
     return browserReply(reply, result);
   });
 
   app.post("/auth/refresh", { onRequest: csrfGuard }, async (request, reply) => {
-    const presented = request.cookies[REFRESH_COOKIE];
+    const presented = request.cookies[cookieName];
     if (!presented) throw new Unauthorized("invalid_grant", "No refresh token cookie was sent.");
+    await limits.refresh.hit(request);
     const client = await webClient();
     try {
       const result = await refreshTokenGrant.handle({ params: { refresh_token: presented }, client, address: request.ip }, s);
@@ -95,7 +101,7 @@ export function browserRoutes(app: FastifyInstance, s: Services): void {
   });
 
   app.post("/auth/logout", { onRequest: csrfGuard }, async (request, reply) => {
-    const presented = request.cookies[REFRESH_COOKIE];
+    const presented = request.cookies[cookieName];
     if (presented) await s.families.revokeByToken(presented, "logout");
     clearRefreshCookie(reply);
     return reply.status(204).header("cache-control", "no-store").send();

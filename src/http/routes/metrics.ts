@@ -1,17 +1,36 @@
 // GET /metrics: Prometheus text format. Security events by type (the same audit function that
 // writes the log and the AuditEvent table increments these), tokens issued by grant type, the
 // password-hash queue, signing keys by state, and the process's own metrics.
+//
+// Where it is served: the scrape names internals (key states, queue depth, failure counts) and is
+// not for the internet. METRICS_PORT serves it on its own listener bound to METRICS_HOST (an
+// internal interface; the token is required there too when METRICS_TOKEN is set). Without
+// METRICS_PORT, the public listener serves it only behind METRICS_TOKEN; with neither, nowhere
+// (404 like any unknown path; server.ts logs how to enable it).
 import { timingSafeEqual } from "node:crypto";
-import type { FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { Config } from "../../config.ts";
 import type { Services } from "../../services.ts";
+import { registerErrorHandler } from "../plugins/errors.ts";
+import { securityHeaders } from "../plugins/security-headers.ts";
 
 export interface Metrics {
   registry: Registry;
   tokensIssued: Counter<"grant_type">;
 }
 
-export function createMetrics(s: Services): Metrics {
+const registries = new WeakMap<Services, Metrics>();
+
+/** The issuer's one registry: fed by the main app and the audit function, served by either listener. */
+export function metricsOf(s: Services): Metrics {
+  let metrics = registries.get(s);
+  if (!metrics) registries.set(s, (metrics = createMetrics(s)));
+  return metrics;
+}
+
+function createMetrics(s: Services): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "tessera_" });
   const audit = new Counter({
@@ -20,7 +39,17 @@ export function createMetrics(s: Services): Metrics {
     labelNames: ["type"],
     registers: [registry],
   });
-  s.audit.onRecord((type) => audit.inc({ type }));
+  // Grace retries get their own counter besides the per-type one: a rising rate means clients
+  // race their refreshes (or a stolen token is being retried inside the window), worth an alert.
+  const graceRetries = new Counter({
+    name: "tessera_refresh_grace_retries_total",
+    help: "Refresh tokens presented again within REFRESH_REUSE_GRACE and answered with the same successor",
+    registers: [registry],
+  });
+  s.audit.onRecord((type) => {
+    audit.inc({ type });
+    if (type === "refresh.grace_retry") graceRetries.inc();
+  });
   const tokensIssued = new Counter({
     name: "tessera_tokens_issued_total",
     help: "Token responses from the token and browser endpoints, by grant type",
@@ -51,8 +80,31 @@ export function createMetrics(s: Services): Metrics {
   return { registry, tokensIssued };
 }
 
-export function metricsRoutes(app: FastifyInstance, s: Services, metrics: Metrics): void {
-  const token = s.config.metricsToken;
+/** Whether the public listener serves /metrics: only behind a token, and only without METRICS_PORT. */
+export function metricsOnPublicListener(config: Pick<Config, "metricsEnabled" | "metricsToken" | "metricsPort">): boolean {
+  return config.metricsEnabled && config.metricsToken !== null && config.metricsPort === null;
+}
+
+/** GET /metrics on the public listener, when metricsOnPublicListener() says so. */
+export function publicMetricsRoutes(app: FastifyInstance, s: Services, metrics: Metrics): void {
+  if (metricsOnPublicListener(s.config)) metricsRoute(app, s.config.metricsToken, metrics);
+}
+
+/** The METRICS_PORT listener: /metrics and nothing else, same headers and error shapes. */
+export async function buildMetricsApp(s: Services, logger: Logger): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // No line per scrape: the scraper's own logs say when it scraped.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+  });
+  await app.register(securityHeaders, { config: s.config });
+  registerErrorHandler(app, s.storage);
+  metricsRoute(app, s.config.metricsToken, metricsOf(s));
+  return app;
+}
+
+function metricsRoute(app: FastifyInstance, token: string | null, metrics: Metrics): void {
   app.get("/metrics", async (request, reply) => {
     if (token !== null) {
       const presented = Buffer.from(/^Bearer (.+)$/i.exec(request.headers.authorization ?? "")?.[1] ?? "");

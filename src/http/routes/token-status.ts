@@ -4,8 +4,9 @@ import type { FastifyInstance } from "fastify";
 import { InvalidClient, InvalidRequest } from "../../domain/errors.ts";
 import type { TokenTypeHint } from "../../domain/tokens/token-status.ts";
 import type { Services } from "../../services.ts";
-import { clientCredentials } from "../client-auth.ts";
+import { authenticateClient } from "../client-auth.ts";
 import { readParams } from "../params.ts";
+import type { RateLimits } from "../plugins/rate-limits.ts";
 
 function tokenParams(body: unknown): { params: Record<string, string>; token: string; hint: TokenTypeHint } {
   const params = readParams(body);
@@ -15,11 +16,11 @@ function tokenParams(body: unknown): { params: Record<string, string>; token: st
   return { params, token: params.token, hint };
 }
 
-export function tokenStatusRoutes(app: FastifyInstance, s: Services): void {
+export function tokenStatusRoutes(app: FastifyInstance, s: Services, limits: RateLimits): void {
   app.post("/oauth/revoke", async (request, reply) => {
     const { params, token, hint } = tokenParams(request.body);
     // Public clients may revoke their own tokens (RFC 7009 §5) with just their client_id.
-    const client = await s.clients.authenticate(clientCredentials(request, params));
+    const client = await authenticateClient(request, params, s, limits.clientAuthFailures);
     await s.tokenStatus.revoke(client, token, hint);
     // §2.2: 200 whether or not the token was valid; the body is ignored.
     return reply.status(200).header("cache-control", "no-store").send();
@@ -27,11 +28,12 @@ export function tokenStatusRoutes(app: FastifyInstance, s: Services): void {
 
   app.post("/oauth/introspect", async (request, reply) => {
     const { params, token, hint } = tokenParams(request.body);
-    const creds = clientCredentials(request, params);
-    const client = await s.clients.authenticate(creds);
+    const client = await authenticateClient(request, params, s, limits.clientAuthFailures);
     // §2.1: the endpoint requires authorisation; a public client proves nothing.
     if (client.type !== "confidential") {
-      throw new InvalidClient("Introspection requires a confidential client.", creds.method === "client_secret_basic" ? { "www-authenticate": 'Basic realm="tessera"' } : {});
+      await limits.clientAuthFailures.count(request);
+      const basic = /^Basic\s/i.test(request.headers.authorization ?? "");
+      throw new InvalidClient("Introspection requires a confidential client.", basic ? { "www-authenticate": 'Basic realm="tessera"' } : {});
     }
     const result = await s.tokenStatus.introspect(client, token, hint);
     return reply.header("cache-control", "no-store").header("pragma", "no-cache").send(result);

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { grants } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
+import { PUBLIC_DOCUMENT, securityHeadersFor } from "../plugins/security-headers.ts";
 
 /** RFC 9110 §13.1.2: "*" or a list of entity tags, compared weakly (W/ prefixes ignored). */
 function ifNoneMatch(header: string | undefined, etag: string): boolean {
@@ -19,6 +20,9 @@ export function jwksResponse(
   // Prepared bytes: the JWKS is rebuilt only when the key set changes.
   const { body, etag } = s.keys.jwks;
   const headers = {
+    // The socket fast path skips Fastify's hooks: the security headers travel with the response
+    // (the same values the plugin sets on the route, Cross-Origin-Resource-Policy: cross-origin).
+    ...securityHeadersFor(s.config, "cross-origin"),
     "content-type": "application/jwk-set+json",
     // Public key material: any origin may read it (browser-based verifiers, tooling).
     "access-control-allow-origin": "*",
@@ -31,7 +35,7 @@ export function jwksResponse(
 export function wellKnownRoutes(app: FastifyInstance, s: Services): void {
   const { config } = s;
 
-  app.get("/.well-known/jwks.json", async (request, reply) => {
+  app.get("/.well-known/jwks.json", PUBLIC_DOCUMENT, async (request, reply) => {
     const r = jwksResponse(s, request.headers["if-none-match"]);
     reply.status(r.status).headers(r.headers);
     return r.body ? reply.send(r.body) : reply.send();
@@ -59,7 +63,8 @@ export function wellKnownRoutes(app: FastifyInstance, s: Services): void {
     }),
   );
 
-  app.get("/.well-known/oauth-authorization-server", async (_request, reply) =>
+  // Read cross-origin like the JWKS (SPAs, verifiers' discovery): CORP cross-origin.
+  app.get("/.well-known/oauth-authorization-server", PUBLIC_DOCUMENT, async (_request, reply) =>
     reply
       .header("content-type", "application/json")
       .header("access-control-allow-origin", "*")
