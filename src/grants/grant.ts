@@ -34,5 +34,5 @@ export interface Grant {
    * Runs when client authentication failed, before that error is answered; may throw a more
    * decisive error (the refresh grant's reuse verdict: RFC 9700 §4.14.2).
    */
-  onClientRejected?(params: Readonly<Record<string, string>>, services: Services): Promise<void>;
+  onClientRejected?(params: Readonly<Record<string, string>>, services: Services, claimedClientId: string | undefined): Promise<void>;
 }

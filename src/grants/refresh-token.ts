@@ -48,7 +48,7 @@ export const refreshTokenGrant: Grant = {
     };
   },
   // Client authentication failed: a consumed refresh token in the request is still reuse.
-  async onClientRejected(params, s) {
-    if (params.refresh_token) await s.families.rejectIfReused(params.refresh_token);
+  async onClientRejected(params, s, claimedClientId) {
+    if (params.refresh_token) await s.families.rejectIfReused(params.refresh_token, claimedClientId);
   },
 };

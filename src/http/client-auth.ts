@@ -64,3 +64,12 @@ export async function authenticateClient(
     throw err;
   }
 }
+
+/** The client_id a request names (Basic or body), authenticated or not; undefined if unreadable. */
+export function claimedClientId(request: FastifyRequest, params: Readonly<Record<string, string>>): string | undefined {
+  try {
+    return clientCredentials(request, params).clientId;
+  } catch {
+    return undefined;
+  }
+}

@@ -44,6 +44,7 @@ describeEachDb("security: per-address rate limits", (flavor) => {
       grantTypes: ["client_credentials"],
       scopes: [],
       audiences: [],
+      resources: [],
       accessTokenTtl: null,
       refreshTokenTtl: null,
       createdAt: new Date(),
@@ -145,6 +146,36 @@ describeEachDb("security: refresh rate limit", (flavor) => {
     // The refused requests consumed nothing: the token still rotates from another address.
     const elsewhere = await issuer.app.inject({ method: "POST", url: "/oauth/token", remoteAddress: "198.51.100.61", ...form({ grant_type: "refresh_token", client_id: "web", refresh_token: token }) });
     expect(elsewhere.statusCode).toBe(200);
+  });
+
+  it("a grace retry refused by the client-authentication limit (a noisy neighbour at a shared address) does not revoke the session", async () => {
+    const shared = await startIssuer(flavor, { env: { RATE_LIMIT_CLIENT_AUTH_FAILURES: "2/1m", REFRESH_REUSE_GRACE: "10" } });
+    try {
+      const pair = await login(shared.app);
+      const from = "198.51.100.65";
+      const rotate = (token: string) =>
+        shared.app.inject({ method: "POST", url: "/oauth/token", remoteAddress: from, ...form({ grant_type: "refresh_token", client_id: "web", refresh_token: token }) });
+      const r1 = await rotate(pair.refresh_token);
+      expect(r1.statusCode).toBe(200);
+      // Someone else at the same address fails client authentication twice.
+      for (let i = 0; i < 2; i++) {
+        const bad = await shared.app.inject({ method: "POST", url: "/oauth/token", remoteAddress: from, ...form({ grant_type: "client_credentials", client_id: "nobody", client_secret: "x" }) });
+        expect(bad.statusCode).toBe(401);
+      }
+      shared.clock.advance(2);
+      // The client's retry of its (just rotated) token is refused for the address...
+      expectLimited(await rotate(pair.refresh_token));
+      // ...but its session is intact: the successor still rotates from elsewhere.
+      const next = await shared.app.inject({
+        method: "POST",
+        url: "/oauth/token",
+        remoteAddress: "198.51.100.66",
+        ...form({ grant_type: "refresh_token", client_id: "web", refresh_token: (r1.json() as { refresh_token: string }).refresh_token }),
+      });
+      expect(next.statusCode, next.body).toBe(200);
+    } finally {
+      await shared.close();
+    }
   });
 
   it("the limit lifts when its window ends", async () => {

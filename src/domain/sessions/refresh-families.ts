@@ -109,6 +109,10 @@ export class RefreshFamilies {
       if (child === null) throw new Error("refresh token consumed but its successor is missing");
       if (!this.isGraceRetry(presented, lookup, child, clientId, now)) await this.revokeForReuse(lookup, child, now);
     }
+    // A grace retry writes nothing, so nothing atomic orders it after a revocation: look again,
+    // so that a logout committed since the lookup is not followed by a new access token.
+    const current = await this.store.findSession(session.id);
+    if (!current || current.revokedAt !== null) throw new InvalidGrant("The refresh token has been revoked.");
     await this.audit.record("refresh.grace_retry", {
       userId: session.userId,
       clientId: session.clientId,
@@ -119,15 +123,17 @@ export class RefreshFamilies {
   }
 
   /**
-   * The reuse verdict for a request that failed before the grant ran (client authentication):
-   * a consumed refresh token is reuse whoever presents it, since an unauthenticated request can
-   * never be a grace retry. Revokes the family and throws; any other token is left alone.
+   * The reuse verdict for a request whose client failed authentication: a consumed refresh token
+   * outside its grace window is reuse whoever presents it; revokes the family and throws. A token
+   * that could be a grace retry by the client it names (e.g. a legitimate client whose secret was
+   * just rotated) is left alone: the request fails anyway and nothing was consumed.
    */
-  async rejectIfReused(presented: string): Promise<void> {
+  async rejectIfReused(presented: string, claimedClientId: string | undefined): Promise<void> {
     const lookup = await this.lookup(presented);
     if (!lookup || lookup.child === null) return;
     const now = this.clock.now();
     if (lookup.session.revokedAt !== null || lookup.session.expiresAt <= now) return;
+    if (claimedClientId !== undefined && this.isGraceRetry(presented, lookup, lookup.child, claimedClientId, now)) return;
     await this.revokeForReuse(lookup, lookup.child, now);
   }
 

@@ -2,7 +2,8 @@
 import type { FastifyInstance } from "fastify";
 import { assertRequired, grantFor } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
-import { authenticateClient } from "../client-auth.ts";
+import { InvalidClient, InvalidRequest } from "../../domain/errors.ts";
+import { authenticateClient, claimedClientId } from "../client-auth.ts";
 import { readParams } from "../params.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
 
@@ -14,8 +15,10 @@ export function tokenRoutes(app: FastifyInstance, s: Services, limits: RateLimit
     try {
       client = await authenticateClient(request, params, s, limits.clientAuthFailures);
     } catch (err) {
-      // Even a request refused for its client (or its address) is judged for refresh token reuse.
-      await grant.onClientRejected?.(params, s);
+      // A request whose client failed authentication is still judged for refresh token reuse
+      // (not one refused by a rate limit: that says nothing about the token, and a legitimate
+      // retry from a busy shared address must not revoke its session).
+      if (err instanceof InvalidClient || err instanceof InvalidRequest) await grant.onClientRejected?.(params, s, claimedClientId(request, params));
       throw err;
     }
     assertRequired(grant, params);
