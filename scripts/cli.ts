@@ -12,7 +12,7 @@ const USAGE = `usage: npm run cli -- <command> [--json]
   keys revoke <kid>         compromised key: removed from the JWKS at once, never signs again
   keys seal                 KEY_STORE=file: seal plaintext key files and the secret with KEYS_ENCRYPTION_KEY
 
-  clients create --name <n> [--confidential] --grant-types a,b --scopes s1,s2 [--audience aud]
+  clients create --name <n> [--confidential] --grant-types a,b --scopes s1,s2 [--audience aud] [--resource res]
                  [--access-token-ttl s] [--refresh-token-ttl s]
                             prints client_id (and client_secret once, for confidential clients)
   clients list
@@ -61,6 +61,7 @@ const COMMANDS: Record<string, Command> = {
       grantTypes: f("grant-types"),
       scopes: f("scopes"),
       audience: f("audience"),
+      resource: f("resource"),
       accessTokenTtl: f("access-token-ttl"),
       refreshTokenTtl: f("refresh-token-ttl"),
     }),

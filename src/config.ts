@@ -1,6 +1,7 @@
 // Environment -> one frozen, typed Config. Every bad variable gets its own line in one error,
 // so an operator fixes them all in one go instead of one restart per typo.
 import net from "node:net";
+import proxyaddr from "proxy-addr";
 import os from "node:os";
 import path from "node:path";
 
@@ -168,7 +169,13 @@ function parseTrustProxy(raw: string, problems: string[]): false | number | stri
   }
   const entries = v.split(",").map((e) => e.trim()).filter(Boolean);
   const bad = entries.filter((e) => !TRUST_KEYWORDS.has(e) && !isAddressOrCidr(e));
-  if (entries.length === 0 || bad.length > 0) {
+  let compiles = bad.length === 0;
+  try {
+    if (compiles) proxyaddr.compile(entries); // what the server will run (e.g. it refuses /0)
+  } catch {
+    compiles = false;
+  }
+  if (entries.length === 0 || !compiles) {
     problems.push(
       `TRUST_PROXY=${JSON.stringify(raw)}: expected false, true (one proxy hop), a hop count (1-32), or the proxies' addresses/CIDRs (e.g. 10.0.0.0/8,loopback)`,
     );

@@ -120,6 +120,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       grantTypes: ["password", "refresh_token"],
       scopes: config.webClientScopes,
       audiences: [],
+      resources: [],
       accessTokenTtl: null,
       refreshTokenTtl: null,
       createdAt: clock.now(),

@@ -30,6 +30,7 @@ const clientJson = (c: ClientRecord) => ({
   grant_types: c.grantTypes,
   scopes: c.scopes,
   audiences: c.audiences,
+  resources: c.resources,
   access_token_ttl: c.accessTokenTtl,
   refresh_token_ttl: c.refreshTokenTtl,
   created_at: c.createdAt.toISOString(),
@@ -41,7 +42,10 @@ export interface CreateClientArgs {
   confidential: boolean;
   grantTypes?: string;
   scopes?: string;
+  /** audiences the client may request tokens for (client_credentials `resource`) */
   audience?: string;
+  /** resource identifiers the client *is*: it may introspect tokens meant for them */
+  resource?: string;
   accessTokenTtl?: string;
   refreshTokenTtl?: string;
 }
@@ -72,6 +76,7 @@ export async function createClient(ctx: AdminContext, a: CreateClientArgs): Prom
     grantTypes,
     scopes,
     audiences: listArg(a.audience),
+    resources: listArg(a.resource),
     accessTokenTtl: ttl(a.accessTokenTtl, "--access-token-ttl"),
     refreshTokenTtl: ttl(a.refreshTokenTtl, "--refresh-token-ttl"),
     createdAt: ctx.clock.now(),
@@ -87,7 +92,7 @@ export async function createClient(ctx: AdminContext, a: CreateClientArgs): Prom
   const lines = [
     `client_id:     ${client.id}`,
     ...(secret ? [`client_secret: ${secret}`, "", "The secret is shown only now and stored only as a hash: keep it somewhere safe."] : []),
-    `type: ${client.type}; grant types: ${grantTypes.join(" ")}; scopes: ${scopes.join(" ") || "(none)"}${client.audiences.length ? `; audience: ${client.audiences.join(" ")}` : ""}`,
+    `type: ${client.type}; grant types: ${grantTypes.join(" ")}; scopes: ${scopes.join(" ") || "(none)"}${client.audiences.length ? `; audience: ${client.audiences.join(" ")}` : ""}${client.resources.length ? `; resource server for: ${client.resources.join(" ")}` : ""}`,
   ];
   return { text: lines.join("\n"), json: { ...clientJson(client), ...(secret ? { client_secret: secret } : {}) } };
 }

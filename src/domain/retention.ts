@@ -9,7 +9,7 @@
 import type { Storage } from "../storage/ports.ts";
 import type { Audit } from "./audit.ts";
 import { addSeconds, type Clock } from "./clock.ts";
-import { FAILURE_MEMORY_SECONDS } from "./credentials/throttle.ts";
+import { FAILURE_MEMORY_SECONDS, KNOWN_ADDRESS_SECONDS } from "./credentials/throttle.ts";
 import { pruneDeadSessions } from "./sessions/refresh-families.ts";
 
 export interface PruneCounts {
@@ -19,6 +19,8 @@ export interface PruneCounts {
   auditEvents: number;
 }
 
+const valueOf = (r: PromiseSettledResult<number>): number => (r.status === "fulfilled" ? r.value : 0);
+
 export async function pruneExpired(
   storage: Pick<Storage, "sessions" | "deniedAccessTokens" | "loginThrottle" | "audit">,
   clock: Clock,
@@ -26,12 +28,31 @@ export async function pruneExpired(
   policy: { auditRetention: number },
 ): Promise<PruneCounts> {
   const now = clock.now();
-  const sessions = await pruneDeadSessions(storage.sessions, clock, audit);
-  const deniedAccessTokens = await storage.deniedAccessTokens.prune(now);
-  const loginFailures = await storage.loginThrottle.prune(addSeconds(now, -FAILURE_MEMORY_SECONDS));
-  const auditEvents = await storage.audit.prune(addSeconds(now, -policy.auditRetention));
-  if (auditEvents > 0 || loginFailures > 0) {
-    await audit.record("records.pruned", { details: { auditEvents, loginFailures, deniedAccessTokens } });
+  // Each table on its own, one after the other (gentle on SQLite's single writer): one failing
+  // prune must not leave the others to grow.
+  const settle = async (run: () => Promise<number>): Promise<PromiseSettledResult<number>> => {
+    try {
+      return { status: "fulfilled", value: await run() };
+    } catch (reason) {
+      return { status: "rejected", reason };
+    }
+  };
+  const sessions = await settle(() => pruneDeadSessions(storage.sessions, clock, audit));
+  const deniedAccessTokens = await settle(() => storage.deniedAccessTokens.prune(now));
+  const loginFailures = await settle(() =>
+    storage.loginThrottle.prune(addSeconds(now, -FAILURE_MEMORY_SECONDS), addSeconds(now, -KNOWN_ADDRESS_SECONDS)),
+  );
+  const auditEvents = await settle(() => storage.audit.prune(addSeconds(now, -policy.auditRetention)));
+  const counts = {
+    sessions: valueOf(sessions),
+    deniedAccessTokens: valueOf(deniedAccessTokens),
+    loginFailures: valueOf(loginFailures),
+    auditEvents: valueOf(auditEvents),
+  };
+  if (counts.auditEvents > 0 || counts.loginFailures > 0) {
+    await audit.record("records.pruned", { details: { ...counts } });
   }
-  return { sessions, deniedAccessTokens, loginFailures, auditEvents };
+  const failed = [sessions, deniedAccessTokens, loginFailures, auditEvents].find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return counts;
 }

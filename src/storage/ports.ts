@@ -18,7 +18,13 @@ export interface ClientRecord {
   secretHash: string | null;
   grantTypes: string[];
   scopes: string[];
+  /** audiences this client may request tokens for (client_credentials, RFC 8707 `resource`) */
   audiences: string[];
+  /**
+   * resource identifiers this client *is*: as a resource server it may introspect tokens whose
+   * `aud` is one of them (RFC 7662 §4). Being allowed to call an API is not being that API.
+   */
+  resources: string[];
   accessTokenTtl: number | null;
   refreshTokenTtl: number | null;
   createdAt: Date;
@@ -105,17 +111,21 @@ export interface LoginThrottleStore {
    */
   reserve(
     attempt: LoginAttempt,
-    since: { account: Date; address: Date; pending: Date },
+    since: { account: Date; address: Date; pending: Date; known: Date },
     decide: (history: FailureHistory) => boolean,
   ): Promise<{ history: FailureHistory; reserved: boolean }>;
   /** The attempt was evaluated and failed: it stays, no longer pending. */
   settleFailed(attemptId: string): Promise<void>;
-  /** The attempt succeeded: forget it and its address's earlier (settled) failures on the account. */
-  forgetAddress(attempt: LoginAttempt): Promise<void>;
+  /**
+   * The attempt succeeded, at `at`: forget it, forgive its address's earlier settled failures
+   * (no longer held against the address, still in the account's hourly count), and remember the
+   * address as one the account logs in from.
+   */
+  succeeded(attempt: LoginAttempt, at: Date): Promise<void>;
   /** The attempt turned out not to be a guess (e.g. never evaluated): forget it alone. */
   discard(attemptId: string): Promise<void>;
-  /** Deletes attempts older than `before`; returns how many. */
-  prune(before: Date): Promise<number>;
+  /** Deletes attempts older than `failuresBefore` (returns how many) and addresses last used before `addressesBefore`. */
+  prune(failuresBefore: Date, addressesBefore: Date): Promise<number>;
 }
 
 export class ClientExistsError extends Error {

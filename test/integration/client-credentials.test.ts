@@ -65,6 +65,7 @@ describeEachDb("grant_type=client_credentials", (flavor) => {
       grantTypes: ["client_credentials"],
       scopes: ["read"],
       audiences: [],
+      resources: [],
       accessTokenTtl: null,
       refreshTokenTtl: null,
       createdAt: issuer.clock.now(),

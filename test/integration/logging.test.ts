@@ -147,6 +147,7 @@ describeEachDb("logging", (flavor) => {
       grantTypes: ["password", "refresh_token"],
       scopes: ["profile"],
       audiences: [],
+      resources: [],
       accessTokenTtl: null,
       refreshTokenTtl: null,
       createdAt: issuer.clock.now(),

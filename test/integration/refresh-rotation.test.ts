@@ -145,6 +145,7 @@ describeEachDb("refresh rotation", (flavor) => {
       grantTypes: ["password", "refresh_token"],
       scopes: ["profile"],
       audiences: [],
+      resources: [],
       accessTokenTtl: null,
       refreshTokenTtl: null,
       createdAt: issuer.clock.now(),

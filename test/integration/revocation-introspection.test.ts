@@ -48,10 +48,10 @@ describeEachDb("revocation and introspection", (flavor) => {
     });
     const s = issuer.services;
     admin = { config: s.config, clock: s.clock, storage: s.storage, audit: s.audit, keyStore: s.keyStore, keyManager: s.keyManager, close: async () => undefined };
-    const base = { type: "confidential" as const, audiences: [], accessTokenTtl: null, refreshTokenTtl: null, createdAt: s.clock.now(), disabledAt: null };
+    const base = { type: "confidential" as const, audiences: [], resources: [], accessTokenTtl: null, refreshTokenTtl: null, createdAt: s.clock.now(), disabledAt: null };
     // The resource server user tokens are meant for (aud "api"): RFC 7662 §4, only it (and the
     // client a token was issued to) may introspect them.
-    await s.storage.clients.create({ ...base, id: RS.id, name: "RS", secretHash: hashClientSecret(RS.secret), grantTypes: ["client_credentials"], scopes: ["read"], audiences: ["api"] });
+    await s.storage.clients.create({ ...base, id: RS.id, name: "RS", secretHash: hashClientSecret(RS.secret), grantTypes: ["client_credentials"], scopes: ["read"], resources: ["api"] });
     for (const c of [BACKEND, OTHER]) {
       await s.storage.clients.create({ ...base, id: c.id, name: c.id, secretHash: hashClientSecret(c.secret), grantTypes: ["password", "refresh_token"], scopes: ["profile", "orders"] });
     }

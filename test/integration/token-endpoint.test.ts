@@ -84,6 +84,7 @@ describeEachDb("POST /oauth/token", (flavor) => {
     user = await register(app);
     const base = {
       audiences: [],
+      resources: [],
       accessTokenTtl: null,
       refreshTokenTtl: null,
       createdAt: issuer.clock.now(),

@@ -1,7 +1,8 @@
 // Finding 6: introspection must not tell any client everything. RFC 7662 §2.2 and §4: a client
-// may introspect tokens issued to it, or meant for it (the token's `aud` is one of its
-// audiences); for anything else the answer is {"active": false}, exactly as for an unknown
-// token. Tokens of a client or a user disabled since are inactive.
+// may introspect tokens issued to it, or meant for it (the token's `aud` is one of the resources
+// the client *is*, `resources`; the audiences it may request tokens for do not count); for
+// anything else the answer is {"active": false}, exactly as for an unknown token. Tokens of a
+// client or a user disabled since are inactive.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { hashClientSecret } from "../../src/domain/clients/clients.ts";
 import { describeEachDb, form, register, startIssuer, type TestIssuer, type TokenPair } from "../helpers/issuer.ts";
@@ -9,7 +10,7 @@ import { describeEachDb, form, register, startIssuer, type TestIssuer, type Toke
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
 const INACTIVE = { active: false };
 
-describeEachDb("security: introspection is limited to the token's client and audiences", (flavor) => {
+describeEachDb("security: introspection is limited to the token's client and the resource servers it is meant for", (flavor) => {
   let issuer: TestIssuer;
   // A first-party backend that logs users in; resource servers for two audiences; an unrelated
   // confidential client; a service using client_credentials for the billing audience.
@@ -18,16 +19,19 @@ describeEachDb("security: introspection is limited to the token's client and aud
   const BILLING_RS = { id: "billing-rs", secret: "billing-rs-secret" };
   const STRANGER = { id: "stranger", secret: "stranger-secret" };
   const WORKER = { id: "worker", secret: "worker-secret" };
+  const OTHER_WORKER = { id: "other-worker", secret: "other-worker-secret" };
 
   beforeAll(async () => {
     issuer = await startIssuer(flavor, { env: { CLIENT_CACHE_TTL: "0" } });
     const s = issuer.storage;
     const base = { type: "confidential" as const, accessTokenTtl: null, refreshTokenTtl: null, createdAt: new Date(), disabledAt: null, scopes: ["profile", "invoices:read"] };
-    await s.clients.create({ ...base, id: APP.id, name: "app", secretHash: hashClientSecret(APP.secret), grantTypes: ["password", "refresh_token"], audiences: [] });
-    await s.clients.create({ ...base, id: API_RS.id, name: "api rs", secretHash: hashClientSecret(API_RS.secret), grantTypes: ["client_credentials"], audiences: ["api"] });
-    await s.clients.create({ ...base, id: BILLING_RS.id, name: "billing rs", secretHash: hashClientSecret(BILLING_RS.secret), grantTypes: ["client_credentials"], audiences: ["https://billing.internal"] });
-    await s.clients.create({ ...base, id: STRANGER.id, name: "stranger", secretHash: hashClientSecret(STRANGER.secret), grantTypes: ["client_credentials"], audiences: ["https://elsewhere.internal"] });
-    await s.clients.create({ ...base, id: WORKER.id, name: "worker", secretHash: hashClientSecret(WORKER.secret), grantTypes: ["client_credentials"], audiences: ["https://billing.internal"] });
+    await s.clients.create({ ...base, id: APP.id, name: "app", secretHash: hashClientSecret(APP.secret), grantTypes: ["password", "refresh_token"], audiences: [], resources: [] });
+    await s.clients.create({ ...base, id: API_RS.id, name: "api rs", secretHash: hashClientSecret(API_RS.secret), grantTypes: ["client_credentials"], audiences: [], resources: ["api"] });
+    await s.clients.create({ ...base, id: BILLING_RS.id, name: "billing rs", secretHash: hashClientSecret(BILLING_RS.secret), grantTypes: ["client_credentials"], audiences: [], resources: ["https://billing.internal"] });
+    await s.clients.create({ ...base, id: STRANGER.id, name: "stranger", secretHash: hashClientSecret(STRANGER.secret), grantTypes: ["client_credentials"], audiences: ["https://elsewhere.internal"], resources: [] });
+    await s.clients.create({ ...base, id: WORKER.id, name: "worker", secretHash: hashClientSecret(WORKER.secret), grantTypes: ["client_credentials"], audiences: ["https://billing.internal"], resources: [] });
+    // Another caller of billing (allowed to request billing tokens), not billing itself.
+    await s.clients.create({ ...base, id: OTHER_WORKER.id, name: "other worker", secretHash: hashClientSecret(OTHER_WORKER.secret), grantTypes: ["client_credentials"], audiences: ["https://billing.internal"], resources: [] });
   });
   afterAll(async () => issuer?.close());
 
@@ -72,6 +76,8 @@ describeEachDb("security: introspection is limited to the token's client and aud
     expect(await introspect(WORKER, token)).toMatchObject({ active: true });
     expect(await introspect(API_RS, token)).toEqual(INACTIVE);
     expect(await introspect(STRANGER, token)).toEqual(INACTIVE);
+    // Being allowed to call billing is not being billing: another caller learns nothing.
+    expect(await introspect(OTHER_WORKER, token)).toEqual(INACTIVE);
   });
 
   it("refresh tokens: only the client they were issued to learns anything", async () => {

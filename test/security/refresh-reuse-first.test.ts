@@ -11,7 +11,7 @@ describeEachDb("security: reuse is judged before request checks", (flavor) => {
   let issuer: TestIssuer;
   beforeAll(async () => {
     issuer = await startIssuer(flavor, { env: { REFRESH_REUSE_GRACE: "10" } });
-    const base = { createdAt: new Date(), disabledAt: null, accessTokenTtl: null, refreshTokenTtl: null, audiences: [] };
+    const base = { createdAt: new Date(), disabledAt: null, accessTokenTtl: null, refreshTokenTtl: null, audiences: [], resources: [] };
     // Another public client that may refresh, a confidential one, and one that may not refresh.
     await issuer.storage.clients.create({ ...base, id: "mobile", name: "mobile", type: "public", secretHash: null, grantTypes: ["password", "refresh_token"], scopes: ["profile"] });
     await issuer.storage.clients.create({ ...base, id: "backend", name: "backend", type: "confidential", secretHash: hashClientSecret("backend-secret"), grantTypes: ["password", "refresh_token"], scopes: ["profile"] });

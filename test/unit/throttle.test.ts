@@ -24,25 +24,31 @@ describe("throttle rules", () => {
 
   it("an address waits from its last failure; the account limit applies whatever the address", () => {
     const three = [at(0), at(1), at(2)].map((d) => ({ at: d, pending: false }));
-    expect(judge({ accountFailures: 3, accountPending: 0, address: three }, at(61), policy)).toMatchObject({ allowed: false, reason: "address_locked" });
-    expect(judge({ accountFailures: 3, accountPending: 0, address: three }, at(62), policy)).toEqual({ allowed: true });
-    expect(judge({ accountFailures: 100, accountPending: 0, address: [] }, at(0), policy)).toEqual({ allowed: false, reason: "account_limit" });
-    expect(judge({ accountFailures: 99, accountPending: 0, address: [] }, at(0), policy)).toEqual({ allowed: true });
+    expect(judge({ accountFailures: 3, accountPending: 0, address: three, knownAddress: false }, at(61), policy)).toMatchObject({ allowed: false, reason: "address_locked" });
+    expect(judge({ accountFailures: 3, accountPending: 0, address: three, knownAddress: false }, at(62), policy)).toEqual({ allowed: true });
+    expect(judge({ accountFailures: 100, accountPending: 0, address: [], knownAddress: false }, at(0), policy)).toEqual({ allowed: false, reason: "account_limit" });
+    expect(judge({ accountFailures: 99, accountPending: 0, address: [], knownAddress: false }, at(0), policy)).toEqual({ allowed: true });
+  });
+
+  it("an address the account logged in from is held to its own wait only, never to the account's full hour", () => {
+    expect(judge({ accountFailures: 100, accountPending: 0, address: [], knownAddress: true }, at(0), policy)).toEqual({ allowed: true });
+    const three = [0, 1, 2].map((n) => ({ at: at(n), pending: false }));
+    expect(judge({ accountFailures: 100, accountPending: 0, address: three, knownAddress: true }, at(10), policy)).toMatchObject({ reason: "address_locked" });
   });
 
   it("attempts still pending count as failures, but only hold the next one back (busy), never lock it", () => {
     const pending = [at(0), at(0), at(0)].map((d) => ({ at: d, pending: true }));
-    expect(judge({ accountFailures: 3, accountPending: 3, address: pending }, at(1), policy)).toEqual({ allowed: false, reason: "busy" });
+    expect(judge({ accountFailures: 3, accountPending: 3, address: pending, knownAddress: false }, at(1), policy)).toEqual({ allowed: false, reason: "busy" });
     // Two settled failures and one pending: still only busy (the pending one may succeed).
     const mixed = [{ at: at(0), pending: false }, { at: at(0), pending: false }, { at: at(0), pending: true }];
-    expect(judge({ accountFailures: 3, accountPending: 1, address: mixed }, at(1), policy)).toEqual({ allowed: false, reason: "busy" });
+    expect(judge({ accountFailures: 3, accountPending: 1, address: mixed, knownAddress: false }, at(1), policy)).toEqual({ allowed: false, reason: "busy" });
     // Three settled failures: locked, whatever is pending.
     const locked = [...three(), { at: at(0), pending: true }];
-    expect(judge({ accountFailures: 4, accountPending: 1, address: locked }, at(1), policy)).toMatchObject({ reason: "address_locked" });
+    expect(judge({ accountFailures: 4, accountPending: 1, address: locked, knownAddress: false }, at(1), policy)).toMatchObject({ reason: "address_locked" });
     // A pending attempt whose instance died is a failure after PENDING_SECONDS.
-    expect(judge({ accountFailures: 3, accountPending: 0, address: pending }, at(PENDING_SECONDS + 1), { ...policy, base: 600 })).toMatchObject({ reason: "address_locked" });
+    expect(judge({ accountFailures: 3, accountPending: 0, address: pending, knownAddress: false }, at(PENDING_SECONDS + 1), { ...policy, base: 600 })).toMatchObject({ reason: "address_locked" });
     // The account's hour, filled partly by pending attempts: busy; filled by settled ones: refused.
-    expect(judge({ accountFailures: 100, accountPending: 1, address: [] }, at(0), policy)).toEqual({ allowed: false, reason: "busy" });
+    expect(judge({ accountFailures: 100, accountPending: 1, address: [], knownAddress: false }, at(0), policy)).toEqual({ allowed: false, reason: "busy" });
     function three() {
       return [0, 0, 0].map(() => ({ at: at(0), pending: false }));
     }
@@ -63,6 +69,7 @@ describe("throttle rules", () => {
               accountFailures: log.filter((f) => f.at > now - ACCOUNT_WINDOW_SECONDS).length,
               accountPending: 0,
               address: log.filter((f) => f.address === a.address && f.at > now - FAILURE_MEMORY_SECONDS).map((f) => ({ at: at(f.at), pending: false })),
+              knownAddress: false,
             };
             if (judge(history, at(now), p).allowed) log.push({ at: now, address: a.address }); // every guess fails
           }
@@ -82,7 +89,8 @@ describe("throttle rules", () => {
     ["2001:db8::1", "2001:db8:0:0::/64"],
     ["::1", "0:0:0:0::/64"],
     ["fe80::1%eth0", "fe80:0:0:0::/64"],
-    ["64:ff9b::192.0.2.1", "64:ff9b:0:0::/64"],
+    ["64:ff9b::192.0.2.1", "192.0.2.1"],
+    ["64:ff9b::c000:221", "192.0.2.33"],
     [undefined, "unknown"],
   ])("throttleAddress(%s) = %s", (ip, expected) => {
     expect(throttleAddress(ip)).toBe(expected);

@@ -28,6 +28,8 @@ export interface ThrottlePolicy {
 
 /** How long a failure counts against its address (also how long the log keeps it). */
 export const FAILURE_MEMORY_SECONDS = 24 * 3600;
+/** How long an address the account logged in from stays exempt from the account's hourly limit. */
+export const KNOWN_ADDRESS_SECONDS = 30 * 86400;
 export const ACCOUNT_WINDOW_SECONDS = 3600;
 
 /** An attempt whose outcome is not known yet counts as a failure; after this long, it is one (its instance died). */
@@ -48,6 +50,8 @@ export interface FailureHistory {
   accountPending: number;
   /** this address's failed or pending attempts on the account in the last FAILURE_MEMORY_SECONDS, oldest first */
   address: LoggedAttempt[];
+  /** the account logged in successfully from this address in the last KNOWN_ADDRESS_SECONDS */
+  knownAddress: boolean;
 }
 
 export type ThrottleVerdict =
@@ -63,8 +67,8 @@ export function lockSeconds(failures: number, policy: ThrottlePolicy): number {
   return Math.min(policy.max, policy.base * 2 ** Math.min(failures - policy.threshold, 30));
 }
 
-function limitVerdict(accountFailures: number, address: Date[], now: Date, policy: ThrottlePolicy): ThrottleVerdict {
-  if (accountFailures >= policy.accountLimit) return { allowed: false, reason: "account_limit" };
+function limitVerdict(accountFailures: number | null, address: Date[], now: Date, policy: ThrottlePolicy): ThrottleVerdict {
+  if (accountFailures !== null && accountFailures >= policy.accountLimit) return { allowed: false, reason: "account_limit" };
   const n = address.length;
   const last = address[n - 1];
   const wait = lockSeconds(n, policy);
@@ -82,13 +86,16 @@ function limitVerdict(accountFailures: number, address: Date[], now: Date, polic
  */
 export function judge(history: FailureHistory, now: Date, policy: ThrottlePolicy): ThrottleVerdict {
   const all = history.address.map((a) => a.at);
-  const verdict = limitVerdict(history.accountFailures, all, now, policy);
+  // An address the owner logged in from is held only to its own wait, not to the account's hour.
+  const account = history.knownAddress ? null : history.accountFailures;
+  const verdict = limitVerdict(account, all, now, policy);
   if (verdict.allowed) return verdict;
   const staleBefore = now.getTime() - PENDING_SECONDS * 1000;
   const settled = history.address.filter((a) => !a.pending || a.at.getTime() < staleBefore).map((a) => a.at);
   const freshPending = history.address.length - settled.length;
   if (freshPending === 0 && history.accountPending === 0) return verdict;
-  return limitVerdict(history.accountFailures - history.accountPending, settled, now, policy).allowed ? { allowed: false, reason: "busy" } : verdict;
+  const settledAccount = account === null ? null : account - history.accountPending;
+  return limitVerdict(settledAccount, settled, now, policy).allowed ? { allowed: false, reason: "busy" } : verdict;
 }
 
 /**
@@ -104,6 +111,12 @@ export function throttleAddress(ip: string | undefined): string {
   if (!raw.includes(":")) return raw;
   const groups = expandIPv6(raw);
   if (!groups) return raw.slice(0, 64);
+  // NAT64 (RFC 6052 well-known prefix 64:ff9b::/96): an IPv4 client behind a translator; count
+  // it by its IPv4 address, not by the translator's /64 that every such client shares.
+  if (groups.slice(0, 6).join(":") === "64:ff9b:0:0:0:0") {
+    const [hi, lo] = [parseInt(groups[6]!, 16), parseInt(groups[7]!, 16)];
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
   return `${groups.slice(0, 4).join(":")}::/64`;
 }
 

@@ -9,6 +9,7 @@ import { checkPasswordPolicy, type PasswordHasher } from "./passwords.ts";
 import {
   ACCOUNT_WINDOW_SECONDS,
   FAILURE_MEMORY_SECONDS,
+  KNOWN_ADDRESS_SECONDS,
   PENDING_SECONDS,
   judge,
   lockSeconds,
@@ -114,9 +115,9 @@ export class Users {
       await this.audit.record("login.failed", { userId: user.id, clientId, details: { reason: "user_disabled", address } });
       throw new InvalidGrant(BAD_CREDENTIALS);
     }
-    // A success forgets this attempt and the address's earlier failures on the account (not other
-    // addresses': they may be an attacker's, and still count towards the account's hourly limit).
-    await this.throttleStore.forgetAddress(attempt);
+    // A success forgives the address's earlier failures (they no longer make it wait, but still
+    // count in the account's hourly limit) and marks the address as one the owner logs in from.
+    await this.throttleStore.succeeded(attempt, this.clock.now());
     if (needsRehash) {
       // Parameters were raised since this hash was made: upgrade it while we hold the password.
       await this.store.updatePasswordHash(user.id, await this.hasher.hash(password));
@@ -139,6 +140,7 @@ export class Users {
         account: addSeconds(now, -ACCOUNT_WINDOW_SECONDS),
         address: addSeconds(now, -FAILURE_MEMORY_SECONDS),
         pending: addSeconds(now, -PENDING_SECONDS),
+        known: addSeconds(now, -KNOWN_ADDRESS_SECONDS),
       };
       const { history, reserved } = await this.throttleStore.reserve(attempt, since, (h) => judge(h, now, this.throttle).allowed);
       if (reserved) return { attempt, history, verdict: { allowed: true } };
@@ -156,7 +158,8 @@ export class Users {
       const lockedUntil = new Date(now.getTime() + seconds * 1000).toISOString();
       await this.audit.record("login.locked", { userId, details: { scope: "address", address, failures, seconds, lockedUntil } });
     }
-    if (before.accountFailures + 1 === this.throttle.accountLimit) {
+    // Crossing the limit (pending attempts included), not landing exactly on it.
+    if (before.accountFailures < this.throttle.accountLimit && before.accountFailures + 1 >= this.throttle.accountLimit) {
       await this.audit.record("login.locked", { userId, details: { scope: "account", failuresInLastHour: this.throttle.accountLimit } });
     }
   }

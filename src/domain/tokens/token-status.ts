@@ -27,14 +27,15 @@ export interface TokenStatusDeps {
 
 /**
  * RFC 7662 §2.2 and §4: who may learn about an access token. The client it was issued to, or a
- * resource server it is meant for (its `aud` names one of the caller's audiences). Anyone else
- * gets `{"active": false}`, exactly as for an unknown token: a client must not learn another
- * client's users, sessions and scopes by introspecting tokens it happened to see.
+ * resource server it is meant for: its `aud` names one of the resources the caller *is*
+ * (`resources`, not `audiences`: a client allowed to call an API is not that API, and two
+ * callers of one API must not read each other's tokens). Anyone else gets `{"active": false}`,
+ * exactly as for an unknown token.
  */
 function mayIntrospect(caller: ClientRecord, claims: { client_id?: unknown; aud?: unknown }): boolean {
   if (claims.client_id === caller.id) return true;
   const aud = typeof claims.aud === "string" ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
-  return aud.some((a) => typeof a === "string" && caller.audiences.includes(a));
+  return aud.some((a) => typeof a === "string" && caller.resources.includes(a));
 }
 
 /** RFC 7009 §2.1: a client may revoke only tokens issued to it. */

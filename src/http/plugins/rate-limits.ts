@@ -118,7 +118,9 @@ export async function registerRateLimits(app: FastifyInstance, config: Config, l
       keyGenerator: (req) => `${name}:${normalizeIP(req.ip)}`,
       // A store error (both Redis and the local fallback failing) must not fail the request.
       skipOnError: true,
-    });
+      // Addresses kept by the in-memory counters (the plugin's LRU; 5000 by default).
+      cache: 20_000,
+    } as Parameters<typeof app.createRateLimit>[0]);
     const refuseIfOver = (r: Awaited<ReturnType<typeof check>>, atLimit: boolean) => {
       if (r.isAllowed) return;
       if (atLimit ? r.remaining === 0 && r.ttl > 0 : r.isExceeded) throw new TooManyRequests(r.ttlInSeconds);

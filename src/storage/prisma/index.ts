@@ -33,11 +33,12 @@ const toUser = ({ id, email, passwordHash, roles, createdAt, disabledAt }: UserR
   disabledAt,
 });
 
-type ClientRow = Omit<ClientRecord, "type" | "grantTypes" | "scopes" | "audiences"> & {
+type ClientRow = Omit<ClientRecord, "type" | "grantTypes" | "scopes" | "audiences" | "resources"> & {
   type: string;
   grantTypes: string;
   scopes: string;
   audiences: string;
+  resources: string;
 };
 const toClient = (r: ClientRow): ClientRecord => ({
   ...r,
@@ -45,6 +46,7 @@ const toClient = (r: ClientRow): ClientRecord => ({
   grantTypes: list(r.grantTypes),
   scopes: list(r.scopes),
   audiences: list(r.audiences),
+  resources: list(r.resources),
 });
 
 const clientData = (client: ClientRecord) => ({
@@ -52,6 +54,7 @@ const clientData = (client: ClientRecord) => ({
   grantTypes: joinList(client.grantTypes),
   scopes: joinList(client.scopes),
   audiences: joinList(client.audiences),
+  resources: joinList(client.resources),
 });
 
 const tokenFields = {

@@ -2,9 +2,12 @@
 // atomicity: the check and the recording of an attempt happen in one step that concurrent
 // attempts on the same account, on any instance, cannot interleave with.
 // - SQLite: one IMMEDIATE transaction (the database's single writer lock), run synchronously.
-// - Postgres: a transaction that first locks the user's row (FOR NO KEY UPDATE: it serialises
-//   attempts on the account without blocking sessions that reference the user), then reads the
-//   log with fresh statements (READ COMMITTED sees what the previous holder committed), then inserts.
+// - Postgres: a READ COMMITTED transaction that first locks the user's row (FOR NO KEY UPDATE:
+//   it serialises attempts on the account without blocking sessions that reference the user),
+//   then reads the log with fresh statements (they see what the previous holder committed), then
+//   inserts.
+// Parameters are written p1, p2, ... and bound in that order on both databases (SQLite's
+// positional "?" follow the text, so every statement below uses its parameters in order).
 import type Database from "better-sqlite3";
 import type pg from "pg";
 import type { FailureHistory } from "../../domain/credentials/throttle.ts";
@@ -12,118 +15,148 @@ import type { LoginAttempt, LoginThrottleStore } from "../ports.ts";
 import type { DirectHandle } from "./client.ts";
 import { date, pgEpochMs, pgTimestamp, retryWhileBusy, sqliteTimestamp } from "./fast-path.ts";
 
-const COUNT_SQL = (p1: string, p2: string, p3: string) =>
-  `SELECT COUNT(*) AS "n", COALESCE(SUM(CASE WHEN "pending" AND "at" > ${p3} THEN 1 ELSE 0 END), 0) AS "pending"
-     FROM "LoginFailure" WHERE "userId" = ${p1} AND "at" > ${p2}`;
-const ADDRESS_SQL = (ts: (c: string) => string, p1: string, p2: string, p3: string) =>
-  `SELECT ${ts('"at"')} AS "at", "pending" FROM "LoginFailure" WHERE "userId" = ${p1} AND "address" = ${p2} AND "at" > ${p3} ORDER BY "at" ASC`;
-const INSERT_SQL = (p: (n: number) => string) =>
-  `INSERT INTO "LoginFailure" ("id", "userId", "address", "at", "pending") VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, TRUE)`;
-// Settled failures only: another attempt from the address may still be pending (and may be a guess).
-const FORGET_SQL = (p1: string, p2: string, p3: string) =>
-  `DELETE FROM "LoginFailure" WHERE ("userId" = ${p1} AND "address" = ${p2} AND NOT "pending") OR "id" = ${p3}`;
-const SETTLE_SQL = (p1: string) => `UPDATE "LoginFailure" SET "pending" = FALSE WHERE "id" = ${p1}`;
+type P = (n: number) => string;
+
+/** The account's failed, pending and forgiven attempts since p2; of them, pending since p3. */
+const COUNT_SQL = (p: P) =>
+  `WITH w AS (SELECT "pending", "at" FROM "LoginFailure" WHERE "userId" = ${p(1)} AND "at" > ${p(2)})
+   SELECT COUNT(*) AS "n", COALESCE(SUM(CASE WHEN "pending" AND "at" > ${p(3)} THEN 1 ELSE 0 END), 0) AS "pending" FROM w`;
+/** The address's attempts that still count against it (not forgiven by a later success). */
+const ADDRESS_SQL = (p: P, ts: (c: string) => string) =>
+  `SELECT ${ts('"at"')} AS "at", "pending" FROM "LoginFailure"
+    WHERE "userId" = ${p(1)} AND "address" = ${p(2)} AND "at" > ${p(3)} AND NOT "forgiven" ORDER BY "at" ASC`;
+const KNOWN_SQL = (p: P) => `SELECT 1 AS "known" FROM "LoginAddress" WHERE "userId" = ${p(1)} AND "address" = ${p(2)} AND "lastSuccessAt" > ${p(3)}`;
+const INSERT_SQL = (p: P) => `INSERT INTO "LoginFailure" ("id", "userId", "address", "at", "pending") VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, TRUE)`;
+const SETTLE_SQL = (p: P) => `UPDATE "LoginFailure" SET "pending" = FALSE WHERE "id" = ${p(1)}`;
+const DISCARD_SQL = (p: P) => `DELETE FROM "LoginFailure" WHERE "id" = ${p(1)}`;
+// A success forgives the address's settled failures: they stop counting against the address but
+// stay in the account's hourly count (each was an evaluated wrong password). Pending attempts
+// from the address are left alone: they may be guesses still being evaluated.
+const FORGIVE_SQL = (p: P) => `UPDATE "LoginFailure" SET "forgiven" = TRUE WHERE "userId" = ${p(1)} AND "address" = ${p(2)} AND NOT "pending"`;
+const KNOW_SQL = (p: P) =>
+  `INSERT INTO "LoginAddress" ("userId", "address", "lastSuccessAt") VALUES (${p(1)}, ${p(2)}, ${p(3)})
+   ON CONFLICT ("userId", "address") DO UPDATE SET "lastSuccessAt" = excluded."lastSuccessAt"`;
 
 type CountRow = { n: number | string; pending: number | string };
 type AttemptRow = { at: string | number; pending: boolean | number };
-const toHistory = (count: CountRow | undefined, rows: AttemptRow[]): FailureHistory => ({
+const toHistory = (count: CountRow | undefined, rows: AttemptRow[], known: boolean): FailureHistory => ({
   accountFailures: Number(count?.n ?? 0),
   accountPending: Number(count?.pending ?? 0),
   address: rows.map((r) => ({ at: date(r.at), pending: Boolean(r.pending) })),
+  knownAddress: known,
 });
 
+type Since = { account: Date; address: Date; pending: Date; known: Date };
+type Reserve = (a: LoginAttempt, since: Since, decide: (h: FailureHistory) => boolean) => { history: FailureHistory; reserved: boolean };
+
 function sqliteThrottle(sqlite: Database.Database): LoginThrottleStore {
-  type Since = { account: Date; address: Date; pending: Date };
-  let reserveTx: ((a: LoginAttempt, since: Since, decide: (h: FailureHistory) => boolean) => { history: FailureHistory; reserved: boolean }) | undefined;
-  const prepared = () => {
-    const count = sqlite.prepare(COUNT_SQL("?", "?", "?"));
-    const history = sqlite.prepare(ADDRESS_SQL((c) => c, "?", "?", "?"));
-    const insert = sqlite.prepare(INSERT_SQL(() => "?"));
-    return sqlite.transaction((a: LoginAttempt, since: Since, decide: (h: FailureHistory) => boolean) => {
-      // Positional "?" bind in textual order: the CASE's parameter (p3) comes first.
-      const c = count.get(sqliteTimestamp(since.pending), a.userId, sqliteTimestamp(since.account)) as CountRow;
-      const rows = history.all(a.userId, a.address, sqliteTimestamp(since.address)) as AttemptRow[];
-      const h = toHistory(c, rows);
-      const reserved = decide(h);
-      if (reserved) insert.run(a.id, a.userId, a.address, sqliteTimestamp(a.at));
-      return { history: h, reserved };
-    }).immediate;
+  const q = () => "?";
+  let reserveTx: Reserve | undefined;
+  let succeededTx: ((a: LoginAttempt, at: Date) => void) | undefined;
+  const statements = new Map<string, Database.Statement>();
+  const stmt = (sql: string) => {
+    let s = statements.get(sql);
+    if (!s) statements.set(sql, (s = sqlite.prepare(sql)));
+    return s;
   };
   return {
     async reserve(attempt, since, decide) {
-      reserveTx ??= prepared();
+      reserveTx ??= sqlite.transaction((a: LoginAttempt, s: Since, judge: (h: FailureHistory) => boolean) => {
+        const c = stmt(COUNT_SQL(q)).get(a.userId, sqliteTimestamp(s.account), sqliteTimestamp(s.pending)) as CountRow;
+        const rows = stmt(ADDRESS_SQL(q, (col) => col)).all(a.userId, a.address, sqliteTimestamp(s.address)) as AttemptRow[];
+        const known = stmt(KNOWN_SQL(q)).get(a.userId, a.address, sqliteTimestamp(s.known)) !== undefined;
+        const history = toHistory(c, rows, known);
+        const reserved = judge(history);
+        if (reserved) stmt(INSERT_SQL(q)).run(a.id, a.userId, a.address, sqliteTimestamp(a.at));
+        return { history, reserved };
+      }).immediate;
       return retryWhileBusy(() => reserveTx!(attempt, since, decide));
     },
     async settleFailed(id) {
-      const stmt = sqlite.prepare(SETTLE_SQL("?"));
-      await retryWhileBusy(() => stmt.run(id));
+      await retryWhileBusy(() => stmt(SETTLE_SQL(q)).run(id));
     },
-    async forgetAddress(a) {
-      const stmt = sqlite.prepare(FORGET_SQL("?", "?", "?"));
-      await retryWhileBusy(() => stmt.run(a.userId, a.address, a.id));
+    async succeeded(a, at) {
+      succeededTx ??= sqlite.transaction((x: LoginAttempt, when: Date) => {
+        stmt(DISCARD_SQL(q)).run(x.id);
+        stmt(FORGIVE_SQL(q)).run(x.userId, x.address);
+        stmt(KNOW_SQL(q)).run(x.userId, x.address, sqliteTimestamp(when));
+      }).immediate;
+      await retryWhileBusy(() => succeededTx!(a, at));
     },
     async discard(id) {
-      const stmt = sqlite.prepare(`DELETE FROM "LoginFailure" WHERE "id" = ?`);
-      await retryWhileBusy(() => stmt.run(id));
+      await retryWhileBusy(() => stmt(DISCARD_SQL(q)).run(id));
     },
-    async prune(before) {
-      const stmt = sqlite.prepare(`DELETE FROM "LoginFailure" WHERE "at" < ?`);
-      return (await retryWhileBusy(() => stmt.run(sqliteTimestamp(before)))).changes;
+    async prune(failuresBefore, addressesBefore) {
+      const failures = (await retryWhileBusy(() => stmt(`DELETE FROM "LoginFailure" WHERE "at" < ?`).run(sqliteTimestamp(failuresBefore)))).changes;
+      await retryWhileBusy(() => stmt(`DELETE FROM "LoginAddress" WHERE "lastSuccessAt" < ?`).run(sqliteTimestamp(addressesBefore)));
+      return failures;
     },
   };
 }
 
 function postgresThrottle(pool: pg.Pool): LoginThrottleStore {
+  const d: P = (n) => `$${n}`;
+  const ts: P = (n) => `$${n}::timestamp`;
+  /** Runs `fn` in one READ COMMITTED transaction on one connection. */
+  async function inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      // READ COMMITTED whatever the database's default: each read after the lock must see what
+      // the previous holder committed (under REPEATABLE READ the snapshot would predate it).
+      await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+      const result = await fn(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      broken = err as Error;
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw err;
+    } finally {
+      // A connection whose query failed (timeout, reset) is not reused.
+      client.release(broken);
+    }
+  }
+  const mixed = (n: number) => (n === 1 || n === 2 ? d(n) : ts(n)); // userId, address, then timestamps
   return {
-    async reserve(a, since, decide) {
-      const client = await pool.connect();
-      let broken: Error | undefined;
-      try {
-        await client.query("BEGIN");
-        // Serialise attempts on this account (a missing user simply locks nothing: no attempt is
-        // recorded for an account that does not exist, the insert's foreign key refuses it).
+    reserve: (a, since, decide) =>
+      inTransaction(async (client) => {
+        // Serialise attempts on this account (a missing user locks nothing, and the insert's
+        // foreign key refuses an attempt on an account that does not exist).
         await client.query({ name: "tessera_throttle_lock", text: `SELECT 1 FROM "User" WHERE "id" = $1 FOR NO KEY UPDATE`, values: [a.userId] });
         const count = await client.query<CountRow>({
           name: "tessera_throttle_count",
-          text: COUNT_SQL("$1", "$2::timestamp", "$3::timestamp"),
+          text: COUNT_SQL((n) => (n === 1 ? d(n) : ts(n))),
           values: [a.userId, pgTimestamp(since.account), pgTimestamp(since.pending)],
         });
         const rows = await client.query<AttemptRow>({
           name: "tessera_throttle_history",
-          text: ADDRESS_SQL(pgEpochMs, "$1", "$2", "$3::timestamp"),
+          text: ADDRESS_SQL(mixed, pgEpochMs),
           values: [a.userId, a.address, pgTimestamp(since.address)],
         });
-        const history = toHistory(count.rows[0], rows.rows);
+        const known = await client.query({ name: "tessera_throttle_known", text: KNOWN_SQL(mixed), values: [a.userId, a.address, pgTimestamp(since.known)] });
+        const history = toHistory(count.rows[0], rows.rows, known.rows.length > 0);
         const reserved = decide(history);
         if (reserved) {
-          await client.query({ name: "tessera_throttle_insert", text: INSERT_SQL((n) => (n === 4 ? `$4::timestamp` : `$${n}`)), values: [a.id, a.userId, a.address, pgTimestamp(a.at)] });
+          await client.query({ name: "tessera_throttle_insert", text: INSERT_SQL((n) => (n === 4 ? ts(n) : d(n))), values: [a.id, a.userId, a.address, pgTimestamp(a.at)] });
         }
-        await client.query("COMMIT");
         return { history, reserved };
-      } catch (err) {
-        broken = err as Error;
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw err;
-      } finally {
-        // A connection whose query failed (timeout, reset) is not reused.
-        client.release(broken);
-      }
-    },
+      }),
     async settleFailed(id) {
-      await pool.query({ name: "tessera_throttle_settle", text: SETTLE_SQL("$1"), values: [id] });
+      await pool.query({ name: "tessera_throttle_settle", text: SETTLE_SQL(d), values: [id] });
     },
-    async forgetAddress(a) {
-      await pool.query({
-        name: "tessera_throttle_forget",
-        text: FORGET_SQL("$1", "$2", "$3"),
-        values: [a.userId, a.address, a.id],
-      });
-    },
+    succeeded: (a, at) =>
+      inTransaction(async (client) => {
+        await client.query({ name: "tessera_throttle_discard", text: DISCARD_SQL(d), values: [a.id] });
+        await client.query({ name: "tessera_throttle_forgive", text: FORGIVE_SQL(d), values: [a.userId, a.address] });
+        await client.query({ name: "tessera_throttle_know", text: KNOW_SQL(mixed), values: [a.userId, a.address, pgTimestamp(at)] });
+      }),
     async discard(id) {
-      await pool.query({ name: "tessera_throttle_discard", text: `DELETE FROM "LoginFailure" WHERE "id" = $1`, values: [id] });
+      await pool.query({ name: "tessera_throttle_discard", text: DISCARD_SQL(d), values: [id] });
     },
-    async prune(before) {
-      const { rowCount } = await pool.query(`DELETE FROM "LoginFailure" WHERE "at" < $1::timestamp`, [pgTimestamp(before)]);
+    async prune(failuresBefore, addressesBefore) {
+      const { rowCount } = await pool.query(`DELETE FROM "LoginFailure" WHERE "at" < $1::timestamp`, [pgTimestamp(failuresBefore)]);
+      await pool.query(`DELETE FROM "LoginAddress" WHERE "lastSuccessAt" < $1::timestamp`, [pgTimestamp(addressesBefore)]);
       return rowCount ?? 0;
     },
   };
