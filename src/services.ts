@@ -138,7 +138,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       keyReloader,
       audit,
       hasher,
-      users: new Users(storage.users, storage.loginThrottle, hasher, audit, clock, throttlePolicy(config)),
+      users: new Users(storage.users, storage.loginThrottle, hasher, audit, clock, throttlePolicy(config), config.passwordHashQueue),
       clients,
       families,
       lifecycle: { draining: false },

@@ -5,6 +5,7 @@ import type { Audit } from "../audit.ts";
 import { addSeconds, type Clock } from "../clock.ts";
 import { Conflict, InvalidGrant, InvalidRequest } from "../errors.ts";
 import { newId } from "../ids.ts";
+import { KeyedBulkhead } from "./bulkhead.ts";
 import { checkPasswordPolicy, type PasswordHasher } from "./passwords.ts";
 import {
   ACCOUNT_WINDOW_SECONDS,
@@ -41,7 +42,14 @@ export class Users {
     private readonly audit: Audit,
     private readonly clock: Clock,
     private readonly throttle: ThrottlePolicy,
-  ) {}
+    /** attempts waiting per account and address on this instance before 503 (PASSWORD_HASH_QUEUE) */
+    maxWaiting = 256,
+  ) {
+    // One budget with the hasher's queue: a flood is refused (503) at the same depth as before.
+    this.perAddress = new KeyedBulkhead(Math.max(1, throttle.threshold || 10), maxWaiting, () => hasher.load.waiting);
+  }
+
+  private readonly perAddress: KeyedBulkhead;
 
   async register(rawEmail: string, password: string, roles: string[] = []): Promise<UserRecord> {
     const email = normalizeEmail(rawEmail);
@@ -82,6 +90,13 @@ export class Users {
       await this.audit.record("login.failed", { clientId, details: { reason: "unknown_user", address } });
       throw new InvalidGrant(BAD_CREDENTIALS);
     }
+    // Concurrent attempts on one account from one address queue here first, at most `threshold`
+    // at once on this instance: they would only be held back as "busy" by each other below, and
+    // waiting in memory is cheaper than asking the database again and again (a login flood).
+    return this.perAddress.run(`${user.id} ${address}`, () => this.checkPassword(user, password, clientId, address));
+  }
+
+  private async checkPassword(user: UserRecord, password: string, clientId: string, address: string): Promise<UserRecord> {
     // Reserve the attempt before evaluating it: it is recorded as a pending failure in the same
     // atomic step that checks the limits, so concurrent guesses count against each other.
     const { attempt, history, verdict } = await this.reserve(user.id, address);
