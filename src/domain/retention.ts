@@ -6,10 +6,9 @@
 // - audit events older than AUDIT_RETENTION (ASVS 7.1: keep security logs for a stated time,
 //   not for ever: every failed login writes one, so an attacker could otherwise grow the table
 //   without bound).
-import type { Storage } from "../storage/ports.ts";
 import type { Audit } from "./audit.ts";
 import { addSeconds, type Clock } from "./clock.ts";
-import { FAILURE_MEMORY_SECONDS, KNOWN_ADDRESS_SECONDS } from "./credentials/throttle.ts";
+import { FAILURE_MEMORY_SECONDS, KNOWN_ADDRESS_SECONDS, type LoginThrottleStore } from "./credentials/throttle.ts";
 import { pruneDeadSessions } from "./sessions/refresh-families.ts";
 
 export interface PruneCounts {
@@ -21,8 +20,16 @@ export interface PruneCounts {
 
 const valueOf = (r: PromiseSettledResult<number>): number => (r.status === "fulfilled" ? r.value : 0);
 
+/** The stores retention prunes, as far as it needs them. */
+export interface RetentionStores {
+  sessions: Parameters<typeof pruneDeadSessions>[0];
+  deniedAccessTokens: { prune(now: Date): Promise<number> };
+  loginThrottle: Pick<LoginThrottleStore, "prune">;
+  audit: { prune(before: Date): Promise<number> };
+}
+
 export async function pruneExpired(
-  storage: Pick<Storage, "sessions" | "deniedAccessTokens" | "loginThrottle" | "audit">,
+  storage: RetentionStores,
   clock: Clock,
   audit: Audit,
   policy: { auditRetention: number },

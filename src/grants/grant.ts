@@ -21,7 +21,10 @@ export interface GrantRequest {
   /** request parameters, each at most once (RFC 6749 §3.2) */
   params: Readonly<Record<string, string>>;
   client: ClientRecord;
-  /** the client's network address (behind TRUST_PROXY, the right-most untrusted hop) */
+  /**
+   * the client's address as limits count it (http/client-address.ts addressKey: IPv4, or the
+   * IPv6 /64; behind TRUST_PROXY, of the right-most untrusted hop)
+   */
   address: string;
 }
 

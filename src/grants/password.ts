@@ -1,7 +1,6 @@
 // grant_type=password: RFC 6749 §4.3 (resource owner password credentials). RFC 9700 §2.4
 // deprecates it for third parties; Tessera offers it to first-party clients that are allowed it.
 import { assertGrantAllowed, grantScope, narrowScopeToUser } from "../domain/clients/clients.ts";
-import { throttleAddress } from "../domain/credentials/throttle.ts";
 import type { Grant } from "./grant.ts";
 
 export const passwordGrant: Grant = {
@@ -10,7 +9,7 @@ export const passwordGrant: Grant = {
   async handle({ params, client, address }, s) {
     assertGrantAllowed(client, "password");
     const requested = grantScope(client, params.scope);
-    const user = await s.users.authenticate(params.username ?? "", params.password ?? "", { clientId: client.id, address: throttleAddress(address) });
+    const user = await s.users.authenticate(params.username ?? "", params.password ?? "", { clientId: client.id, address });
     // What the client may have, narrowed to what this user may have.
     const scope = narrowScopeToUser(requested, user.roles, s.config.scopeRoles);
     const refresh = await s.families.start({

@@ -3,6 +3,8 @@
 // X-Forwarded-For from the right (the hop nearest to us) and take the first address that is not
 // a trusted proxy. The left-most entry is whatever the client wrote and is never believed.
 import type http from "node:http";
+import net from "node:net";
+import { normalizeIP } from "@fastify/rate-limit";
 import proxyaddr from "proxy-addr";
 import type { Config } from "../config.ts";
 
@@ -18,4 +20,26 @@ export function trustFunction(trust: Config["trustProxy"]): TrustFn {
 
 export function clientAddressOf(trust: TrustFn): (req: http.IncomingMessage) => string {
   return (req) => proxyaddr(req, trust);
+}
+
+// RFC 6052 §2.1: the well-known NAT64 prefix.
+const NAT64 = new net.BlockList();
+NAT64.addSubnet("64:ff9b::", 96, "ipv6");
+
+/**
+ * The address a client is counted against, by the rate limits and the login throttle alike: an
+ * IPv4 address as is (IPv4-mapped IPv6 included), an IPv6 address by its /64 (one host usually
+ * holds a whole /64 and could otherwise rotate through it for free), normalised by
+ * @fastify/rate-limit's own normalizeIP. A NAT64 address counts as the IPv4 client behind the
+ * translator, not as the translator's /64 that every such client shares.
+ */
+export function addressKey(ip: string): string {
+  const bare = ip.replace(/%.*$/, ""); // an IPv6 zone id names our interface, not the client
+  if (net.isIPv6(bare) && NAT64.check(bare, "ipv6")) {
+    // The URL parser writes the embedded IPv4 as the last two hextets.
+    const groups = new URL(`http://[${bare}]`).hostname.slice(1, -1).split(":");
+    const [hi, lo] = [parseInt(groups.at(-2) || "0", 16), parseInt(groups.at(-1) || "0", 16)];
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return net.isIP(bare) === 0 ? bare.slice(0, 64) : normalizeIP(bare);
 }

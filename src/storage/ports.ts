@@ -1,15 +1,11 @@
 // Storage ports: what the domain needs from a database, in the domain's own words.
 // Implemented by storage/prisma/ (SQLite and Postgres).
-import type { FailureHistory } from "../domain/credentials/throttle.ts";
-
-export interface UserRecord {
-  id: string;
-  email: string;
-  passwordHash: string;
-  roles: string[];
-  createdAt: Date;
-  disabledAt: Date | null;
-}
+// Interfaces the domain owns (arrows point inward), re-exported for the implementations here.
+export type { UserRecord, UserStore } from "../domain/credentials/user-store.ts";
+export { EmailTakenError } from "../domain/credentials/user-store.ts";
+export type { LoginAttempt, LoginThrottleStore } from "../domain/credentials/throttle.ts";
+import type { LoginThrottleStore } from "../domain/credentials/throttle.ts";
+import type { UserStore } from "../domain/credentials/user-store.ts";
 
 export interface ClientRecord {
   id: string;
@@ -73,59 +69,6 @@ export interface AuditEventRecord {
   clientId?: string | null;
   sessionId?: string | null;
   details?: Record<string, unknown>;
-}
-
-export class EmailTakenError extends Error {
-  constructor() {
-    super("email already registered");
-    this.name = "EmailTakenError";
-  }
-}
-
-export interface UserStore {
-  findByEmail(email: string): Promise<UserRecord | null>;
-  findById(id: string): Promise<UserRecord | null>;
-  /** throws EmailTakenError when the email exists */
-  create(user: UserRecord): Promise<void>;
-  updatePasswordHash(id: string, passwordHash: string): Promise<void>;
-  /** marks the user disabled (idempotent); null when there is no such user */
-  disable(email: string, at: Date): Promise<UserRecord | null>;
-}
-
-/** A password attempt as the throttle log keeps it: recorded as failed before it is evaluated. */
-export interface LoginAttempt {
-  id: string;
-  userId: string;
-  /** the client address it is counted against (see throttleAddress) */
-  address: string;
-  at: Date;
-}
-
-export interface LoginThrottleStore {
-  /**
-   * One atomic step, one account at a time across every instance (a lock on the user's row on
-   * Postgres, the single writer lock on SQLite): reads the account's failed and pending attempts
-   * since `since.account` (and how many of them are pending since `since.pending`) and this
-   * address's since `since.address`, and when `decide` allows, records `attempt` as pending
-   * before returning. Concurrent callers therefore see each other.
-   */
-  reserve(
-    attempt: LoginAttempt,
-    since: { account: Date; address: Date; pending: Date; known: Date },
-    decide: (history: FailureHistory) => boolean,
-  ): Promise<{ history: FailureHistory; reserved: boolean }>;
-  /** The attempt was evaluated and failed: it stays, no longer pending. */
-  settleFailed(attemptId: string): Promise<void>;
-  /**
-   * The attempt succeeded, at `at`: forget it, forgive its address's earlier settled failures
-   * (no longer held against the address, still in the account's hourly count), and remember the
-   * address as one the account logs in from.
-   */
-  succeeded(attempt: LoginAttempt, at: Date): Promise<void>;
-  /** The attempt turned out not to be a guess (e.g. never evaluated): forget it alone. */
-  discard(attemptId: string): Promise<void>;
-  /** Deletes attempts older than `failuresBefore` (returns how many) and addresses last used before `addressesBefore`. */
-  prune(failuresBefore: Date, addressesBefore: Date): Promise<number>;
 }
 
 export class ClientExistsError extends Error {

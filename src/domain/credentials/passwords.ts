@@ -2,9 +2,16 @@
 // hashes made under weaker parameters, and NIST SP 800-63B §5.1.1.2 rules (length only,
 // Unicode NFKC normalisation).
 import argon2 from "argon2";
-import type { Argon2Params } from "../../config.ts";
 import { InvalidRequest } from "../errors.ts";
 import { Bulkhead } from "./bulkhead.ts";
+
+/** argon2id cost (ARGON2_* in config.ts). */
+export interface Argon2Params {
+  /** memory cost in KiB */
+  memoryCost: number;
+  timeCost: number;
+  parallelism: number;
+}
 
 export const PASSWORD_MIN = 8;
 export const PASSWORD_MAX = 1024;

@@ -98,44 +98,40 @@ export function judge(history: FailureHistory, now: Date, policy: ThrottlePolicy
   return limitVerdict(settledAccount, settled, now, policy).allowed ? { allowed: false, reason: "busy" } : verdict;
 }
 
-/**
- * The address an attempt is counted against: an IPv4 address as is (IPv4-mapped IPv6 included),
- * an IPv6 address by its /64 prefix, since one host usually holds a whole /64 and could
- * otherwise rotate through addresses for free.
- */
-export function throttleAddress(ip: string | undefined): string {
-  if (!ip) return "unknown";
-  const raw = ip.trim().toLowerCase().replace(/^\[|\]$/g, "").replace(/%.*$/, "");
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(raw);
-  if (mapped) return mapped[1]!;
-  if (!raw.includes(":")) return raw;
-  const groups = expandIPv6(raw);
-  if (!groups) return raw.slice(0, 64);
-  // NAT64 (RFC 6052 well-known prefix 64:ff9b::/96): an IPv4 client behind a translator; count
-  // it by its IPv4 address, not by the translator's /64 that every such client shares.
-  if (groups.slice(0, 6).join(":") === "64:ff9b:0:0:0:0") {
-    const [hi, lo] = [parseInt(groups[6]!, 16), parseInt(groups[7]!, 16)];
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  }
-  return `${groups.slice(0, 4).join(":")}::/64`;
+// ---- the store the throttle needs (implemented in storage/prisma/login-throttle.ts) ----
+
+/** A password attempt as the throttle log keeps it: recorded as failed before it is evaluated. */
+export interface LoginAttempt {
+  id: string;
+  userId: string;
+  /** the client address it is counted against (http/client-address.ts addressKey: IPv4, or IPv6 /64) */
+  address: string;
+  at: Date;
 }
 
-/** "2001:db8::1" -> ["2001","db8","0","0","0","0","0","1"]; null when it is not IPv6. */
-function expandIPv6(ip: string): string[] | null {
-  let text = ip;
-  // A trailing dotted IPv4 part (e.g. 64:ff9b::1.2.3.4) becomes two groups.
-  const v4 = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
-    text = text.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const head = halves[0] ? halves[0].split(":") : [];
-  const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
-  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...tail];
-  if (groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return null;
-  return groups.map((g) => g.replace(/^0+(?=.)/, ""));
+export interface LoginThrottleStore {
+  /**
+   * One atomic step, one account at a time across every instance (a lock on the user's row on
+   * Postgres, the single writer lock on SQLite): reads the account's failed and pending attempts
+   * since `since.account` (and how many of them are pending since `since.pending`) and this
+   * address's since `since.address`, and when `decide` allows, records `attempt` as pending
+   * before returning. Concurrent callers therefore see each other.
+   */
+  reserve(
+    attempt: LoginAttempt,
+    since: { account: Date; address: Date; pending: Date; known: Date },
+    decide: (history: FailureHistory) => boolean,
+  ): Promise<{ history: FailureHistory; reserved: boolean }>;
+  /** The attempt was evaluated and failed: it stays, no longer pending. */
+  settleFailed(attemptId: string): Promise<void>;
+  /**
+   * The attempt succeeded, at `at`: forget it, forgive its address's earlier settled failures
+   * (no longer held against the address, still in the account's hourly count), and remember the
+   * address as one the account logs in from.
+   */
+  succeeded(attempt: LoginAttempt, at: Date): Promise<void>;
+  /** The attempt turned out not to be a guess (e.g. never evaluated): forget it alone. */
+  discard(attemptId: string): Promise<void>;
+  /** Deletes attempts older than `failuresBefore` (returns how many) and addresses last used before `addressesBefore`. */
+  prune(failuresBefore: Date, addressesBefore: Date): Promise<number>;
 }

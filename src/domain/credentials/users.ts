@@ -1,6 +1,4 @@
 // Registration and the credential check behind the password grant and /auth/login.
-import type { LoginAttempt, LoginThrottleStore, UserRecord, UserStore } from "../../storage/ports.ts";
-import { EmailTakenError } from "../../storage/ports.ts";
 import type { Audit } from "../audit.ts";
 import { addSeconds, type Clock } from "../clock.ts";
 import { Conflict, InvalidGrant, InvalidRequest } from "../errors.ts";
@@ -15,9 +13,12 @@ import {
   judge,
   lockSeconds,
   type FailureHistory,
+  type LoginAttempt,
+  type LoginThrottleStore,
   type ThrottlePolicy,
   type ThrottleVerdict,
 } from "./throttle.ts";
+import { EmailTakenError, type UserRecord, type UserStore } from "./user-store.ts";
 
 /** How long an attempt waits for concurrent attempts on the same account to be evaluated. */
 const BUSY_WAIT_MS = 5000;
@@ -73,8 +74,8 @@ export class Users {
   }
 
   /**
-   * The password check behind the password grant and /auth/login. `address` is the client's
-   * address (throttleAddress), which the brute-force throttle counts failures against.
+   * The password check behind the password grant and /auth/login. `address` is the key of the
+   * client's address (IPv4, or IPv6 /64), which the brute-force throttle counts failures against.
    */
   async authenticate(rawEmail: string, password: string, from: { clientId: string; address: string }): Promise<UserRecord> {
     const { clientId, address } = from;

@@ -9,11 +9,12 @@
 // an authentication outage, and the database-backed account throttle still caps password
 // guesses per account whatever happens to Redis.
 import { createRequire } from "node:module";
-import rateLimit, { normalizeIP } from "@fastify/rate-limit";
+import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Redis } from "ioredis";
 import type { Config, RateLimit } from "../../config.ts";
 import { TooManyRequests } from "../../domain/errors.ts";
+import { addressKey } from "../client-address.ts";
 
 /** The store contract of @fastify/rate-limit (store/LocalStore.js, store/RedisStore.js). */
 type Counted = { current: number; ttl: number };
@@ -114,8 +115,8 @@ export async function registerRateLimits(app: FastifyInstance, config: Config, l
     const check = app.createRateLimit({
       max: limit.max,
       timeWindow: limit.window * 1000,
-      // Per address; IPv6 by /64 (one host usually holds a whole /64).
-      keyGenerator: (req) => `${name}:${normalizeIP(req.ip)}`,
+      // Per address, counted as the login throttle counts it (IPv6 by /64).
+      keyGenerator: (req) => `${name}:${addressKey(req.ip)}`,
       // A store error (both Redis and the local fallback failing) must not fail the request.
       skipOnError: true,
       // Addresses kept by the in-memory counters (the plugin's LRU; 5000 by default).

@@ -9,8 +9,8 @@ import { passwordGrant } from "../../grants/password.ts";
 import { refreshTokenGrant } from "../../grants/refresh-token.ts";
 import type { GrantResult } from "../../grants/grant.ts";
 import type { Services } from "../../services.ts";
+import { addressKey } from "../client-address.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
-
 
 const credentialsBody = {
   type: "object",
@@ -80,7 +80,7 @@ export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLim
     const { email, password } = request.body as { email: string; password: string };
     await limits.password.hit(request);
     const client = await webClient();
-    const result = await passwordGrant.handle({ params: { username: email, password }, client, address: request.ip }, s);
+    const result = await passwordGrant.handle({ params: { username: email, password }, client, address: addressKey(request.ip) }, s);
     return browserReply(reply, result);
   });
 
@@ -90,7 +90,7 @@ export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLim
     await limits.refresh.hit(request);
     const client = await webClient();
     try {
-      const result = await refreshTokenGrant.handle({ params: { refresh_token: presented }, client, address: request.ip }, s);
+      const result = await refreshTokenGrant.handle({ params: { refresh_token: presented }, client, address: addressKey(request.ip) }, s);
       return browserReply(reply, result);
     } catch (err) {
       // A dead refresh token is of no use to the browser: drop the cookie with the error.

@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { assertRequired, grantFor } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
 import { InvalidClient, InvalidRequest } from "../../domain/errors.ts";
+import { addressKey } from "../client-address.ts";
 import { authenticateClient, claimedClientId } from "../client-auth.ts";
 import { readParams } from "../params.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
@@ -25,7 +26,7 @@ export function tokenRoutes(app: FastifyInstance, s: Services, limits: RateLimit
     // Per-address limits on the grants an attacker would repeat: password guesses, refreshes.
     if (grant.grantType === "password") await limits.password.hit(request);
     else if (grant.grantType === "refresh_token") await limits.refresh.hit(request);
-    const { response } = await grant.handle({ params, client, address: request.ip }, s);
+    const { response } = await grant.handle({ params, client, address: addressKey(request.ip) }, s);
     // RFC 6749 §5.1: responses with tokens must not be cached.
     return reply.header("cache-control", "no-store").header("pragma", "no-cache").send(response);
   });

@@ -1,0 +1,27 @@
+// What the credential rules need from storage, in their own words (implemented in storage/prisma).
+
+export interface UserRecord {
+  id: string;
+  email: string;
+  passwordHash: string;
+  roles: string[];
+  createdAt: Date;
+  disabledAt: Date | null;
+}
+
+export class EmailTakenError extends Error {
+  constructor() {
+    super("email already registered");
+    this.name = "EmailTakenError";
+  }
+}
+
+export interface UserStore {
+  findByEmail(email: string): Promise<UserRecord | null>;
+  findById(id: string): Promise<UserRecord | null>;
+  /** throws EmailTakenError when the email exists */
+  create(user: UserRecord): Promise<void>;
+  updatePasswordHash(id: string, passwordHash: string): Promise<void>;
+  /** marks the user disabled (idempotent); null when there is no such user */
+  disable(email: string, at: Date): Promise<UserRecord | null>;
+}
