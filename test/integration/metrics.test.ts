@@ -3,18 +3,7 @@
 // METRICS_TOKEN (test/security/metrics-exposure.test.ts covers the default and METRICS_PORT).
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDb, login, passwordGrant, refreshGrant, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
-
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-z_]+)(\{([^}]*)\})? ([0-9.e+-]+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = (m[3] ?? "").split(",").filter(Boolean);
-    if (want.every((w) => have.includes(w))) return Number(m[4]);
-  }
-  return 0;
-}
+import { sample } from "../helpers/metrics.ts";
 
 const TOKEN = "scrape-secret-123";
 

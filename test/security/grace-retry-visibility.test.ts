@@ -4,19 +4,9 @@
 // without any token in it, and a dedicated Prometheus counter to alert on its rate.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDb, login, refreshGrant, startIssuer, type TestIssuer, type TokenPair } from "../helpers/issuer.ts";
+import { sample } from "../helpers/metrics.ts";
 
 const TOKEN = "scrape-secret-0123456789";
-
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  for (const line of text.split("\n")) {
-    const m = /^([a-z_]+)(\{([^}]*)\})? ([0-9.e+-]+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = (m[3] ?? "").split(",").filter(Boolean);
-    if (want.every((w) => have.includes(w))) return Number(m[4]);
-  }
-  return 0;
-}
 
 describeEachDb("security: grace retries are visible", (flavor) => {
   let issuer: TestIssuer;

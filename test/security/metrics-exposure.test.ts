@@ -10,20 +10,10 @@ import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { freePort } from "../helpers/forged-tokens.ts";
 import { describeEachDb, freshDatabase, login, PASSWORD, startIssuer, uniqueEmail, type TestIssuer } from "../helpers/issuer.ts";
 import { killAllIssuers, spawnIssuer, type IssuerProcess } from "../helpers/process.ts";
+import { sampleOf as sample } from "../helpers/metrics.ts";
 
 const TOKEN = "scrape-secret-0123456789";
 const ORIGIN = "https://app.test";
-
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  for (const line of text.split("\n")) {
-    const m = /^([a-z_]+)(\{([^}]*)\})? ([0-9.e+-]+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = (m[3] ?? "").split(",").filter(Boolean);
-    if (want.every((w) => have.includes(w))) return Number(m[4]);
-  }
-  return undefined;
-}
 
 const get = (url: string, headers: Record<string, string> = {}) => fetch(url, { headers, signal: AbortSignal.timeout(15_000) });
 

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { hashClientSecret } from "../../src/domain/clients/clients.ts";
-import { describeEachDb, form, login, register, startIssuer, uniqueEmail, type TestIssuer } from "../helpers/issuer.ts";
+import { describeEachDb, flavors, form, login, startIssuer, uniqueEmail, type TestIssuer } from "../helpers/issuer.ts";
 import { TcpProxy } from "../helpers/tcp-proxy.ts";
 
 /** The defaults, as a deployment gets them (the test harness turns limits off elsewhere). */
@@ -191,63 +191,66 @@ describeEachDb("security: refresh rate limit", (flavor) => {
   });
 });
 
-describe.skipIf(!inject("redis"))("security: rate limits shared through Redis [redis]", () => {
-  let proxy: TcpProxy;
-  let a: TestIssuer;
-  let b: TestIssuer;
-  beforeAll(async () => {
-    const redisUrl = inject("redis")!;
-    const target = new URL(redisUrl);
-    proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-    await proxy.up();
-    const via = new URL(redisUrl);
-    via.hostname = "127.0.0.1";
-    via.port = String(proxy.port);
-    // A prefix of its own: runs (and files) never count into each other's keys.
-    const env = { RATE_LIMIT_PASSWORD: "4/1m", LOGIN_LOCKOUT_THRESHOLD: "0", REDIS_URL: via.toString(), REDIS_KEY_PREFIX: `tessera-test:${randomUUID()}:` };
-    a = await startIssuer("sqlite", { env });
-    b = await startIssuer("sqlite", { env, databaseUrl: a.databaseUrl, keysDir: a.keysDir });
-    // Wait until both instances are connected (two sockets through the proxy each), or the
-    // first commands would fall back to local counters.
-    for (let i = 0; i < 100 && proxy.connections < 4; i++) await new Promise((r) => setTimeout(r, 50));
-  });
-  afterAll(async () => {
-    await proxy?.up().catch(() => undefined);
-    await b?.close();
-    await a?.close();
-    await proxy?.down();
-  });
+// Both instances share a database of each flavour too (the counters themselves live in Redis).
+for (const flavor of flavors()) {
+  describe.skipIf(!inject("redis"))(`security: rate limits shared through Redis [redis] [${flavor}]`, () => {
+    let proxy: TcpProxy;
+    let a: TestIssuer;
+    let b: TestIssuer;
+    beforeAll(async () => {
+      const redisUrl = inject("redis")!;
+      const target = new URL(redisUrl);
+      proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+      await proxy.up();
+      const via = new URL(redisUrl);
+      via.hostname = "127.0.0.1";
+      via.port = String(proxy.port);
+      // A prefix of its own: runs (and files) never count into each other's keys.
+      const env = { RATE_LIMIT_PASSWORD: "4/1m", LOGIN_LOCKOUT_THRESHOLD: "0", REDIS_URL: via.toString(), REDIS_KEY_PREFIX: `tessera-test:${randomUUID()}:` };
+      a = await startIssuer(flavor, { env });
+      b = await startIssuer(flavor, { env, databaseUrl: a.databaseUrl, keysDir: a.keysDir });
+      // Wait until both instances are connected (two sockets through the proxy each), or the
+      // first commands would fall back to local counters.
+      for (let i = 0; i < 100 && proxy.connections < 4; i++) await new Promise((r) => setTimeout(r, 50));
+    });
+    afterAll(async () => {
+      await proxy?.up().catch(() => undefined);
+      await b?.close();
+      await a?.close();
+      await proxy?.down();
+    });
 
-  it("two instances count one address together: 2 attempts on each, then both refuse", async () => {
-    const from = "203.0.113.80";
-    for (const issuer of [a, b, a, b]) expect((await passwordAttempt(issuer, from)).statusCode).toBe(400);
-    expectLimited(await passwordAttempt(a, from));
-    expectLimited(await passwordAttempt(b, from));
-    expect((await passwordAttempt(b, "203.0.113.81")).statusCode).toBe(400);
-  });
+    it("two instances count one address together: 2 attempts on each, then both refuse", async () => {
+      const from = "203.0.113.80";
+      for (const issuer of [a, b, a, b]) expect((await passwordAttempt(issuer, from)).statusCode).toBe(400);
+      expectLimited(await passwordAttempt(a, from));
+      expectLimited(await passwordAttempt(b, from));
+      expect((await passwordAttempt(b, "203.0.113.81")).statusCode).toBe(400);
+    });
 
-  it("Redis goes away: the issuer keeps serving and keeps limiting, per instance, then shares again when it is back", async () => {
-    const from = "203.0.113.90";
-    await proxy.down();
-    for (let i = 0; i < 4; i++) expect((await passwordAttempt(a, from)).statusCode, `during the outage, attempt ${i + 1}`).toBe(400);
-    expectLimited(await passwordAttempt(a, from));
-    // Instance b counts on its own meanwhile: fails open across instances, never wide open.
-    expect((await passwordAttempt(b, from)).statusCode).toBe(400);
-    expect(a.logs.text).toMatch(/Redis unavailable; counting per instance/);
+    it("Redis goes away: the issuer keeps serving and keeps limiting, per instance, then shares again when it is back", async () => {
+      const from = "203.0.113.90";
+      await proxy.down();
+      for (let i = 0; i < 4; i++) expect((await passwordAttempt(a, from)).statusCode, `during the outage, attempt ${i + 1}`).toBe(400);
+      expectLimited(await passwordAttempt(a, from));
+      // Instance b counts on its own meanwhile: fails open across instances, never wide open.
+      expect((await passwordAttempt(b, from)).statusCode).toBe(400);
+      expect(a.logs.text).toMatch(/Redis unavailable; counting per instance/);
 
-    await proxy.up();
-    const back = "203.0.113.91";
-    const deadline = Date.now() + 15_000;
-    // Once reconnected, the counters are shared again.
-    for (;;) {
-      const before = await passwordAttempt(a, back);
-      expect(before.statusCode).not.toBe(500);
-      if (a.logs.text.includes("Redis is back") && b.logs.text.includes("Redis is back")) break;
-      if (Date.now() > deadline) throw new Error("the instances did not reconnect to Redis");
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const fresh = "203.0.113.92";
-    for (const issuer of [a, b, a, b]) expect((await passwordAttempt(issuer, fresh)).statusCode).toBe(400);
-    expectLimited(await passwordAttempt(b, fresh));
+      await proxy.up();
+      const back = "203.0.113.91";
+      const deadline = Date.now() + 15_000;
+      // Once reconnected, the counters are shared again.
+      for (;;) {
+        const before = await passwordAttempt(a, back);
+        expect(before.statusCode).not.toBe(500);
+        if (a.logs.text.includes("Redis is back") && b.logs.text.includes("Redis is back")) break;
+        if (Date.now() > deadline) throw new Error("the instances did not reconnect to Redis");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const fresh = "203.0.113.92";
+      for (const issuer of [a, b, a, b]) expect((await passwordAttempt(issuer, fresh)).statusCode).toBe(400);
+      expectLimited(await passwordAttempt(b, fresh));
+    });
   });
-});
+}

@@ -2,7 +2,7 @@
 // trusted proxy. The left-most entry is whatever the client wrote: believing it (as trusting
 // every hop does) lets an attacker pick a fresh address for every request and walk past the
 // per-address throttle and rate limits.
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { describeEachDb, form, register, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
 
 describeEachDb("security: client address behind proxies", (flavor) => {
