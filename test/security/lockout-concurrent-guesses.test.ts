@@ -52,6 +52,7 @@ describeEachDb("security: concurrent guesses cannot bypass the throttle", (flavo
   });
 
   it("the right password inside a burst of wrong ones succeeds only if it is among the first 3 evaluated, never after the lock", async () => {
+    // Which case a round lands in depends on scheduling; both are checked for what they allow.
     for (let round = 0; round < 3; round++) {
       const user = await register(a.app);
       const { passwordHash } = await a.storage.db.user.findUniqueOrThrow({ where: { id: user.id } });
@@ -59,11 +60,19 @@ describeEachDb("security: concurrent guesses cannot bypass the throttle", (flavo
       try {
         const guesses = Array.from({ length: 12 }, (_, i) => (i === 6 ? user.password : `burst guess ${i}`));
         const results = await Promise.all(guesses.map((g) => attempt(a, user.email, g)));
-        expect(counter.evaluated).toBeLessThanOrEqual(3);
         const ok = results.filter((r) => r.statusCode === 200);
         expect(ok.length).toBeLessThanOrEqual(1);
-        // Once the burst is over the address waits, even with the right password.
-        if (ok.length === 0) expect((await attempt(a, user.email, user.password)).statusCode).toBe(400);
+        if (ok.length === 0) {
+          // The right one came after the lock: at most 3 were evaluated, and it was not one of them...
+          expect(counter.evaluated).toBeLessThanOrEqual(3);
+          // ...and once the burst is over the address waits, even with the right password.
+          expect((await attempt(a, user.email, user.password)).statusCode).toBe(400);
+        } else {
+          // The right one was among the first 3: at most 2 wrong ones before it, and its success
+          // gives the address a fresh wait of 3 (by design: a success from an address forgives
+          // its failures; the account's hourly cap still counts them): at most 2 + 1 + 3.
+          expect(counter.evaluated).toBeLessThanOrEqual(6);
+        }
       } finally {
         counter.restore();
       }
