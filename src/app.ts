@@ -14,7 +14,7 @@ import { registerRateLimits } from "./http/plugins/rate-limits.ts";
 import { browserRoutes } from "./http/routes/browser.ts";
 import { healthRoutes } from "./http/routes/health.ts";
 import { metricsOf, publicMetricsRoutes } from "./http/routes/metrics.ts";
-import { tokenStatusRoutes } from "./http/routes/token-status.ts";
+import { revocationIntrospectionRoutes } from "./http/routes/revocation-introspection.ts";
 import { tokenRoutes } from "./http/routes/token.ts";
 import { jwksResponse, wellKnownRoutes } from "./http/routes/well-known.ts";
 import type { Services } from "./services.ts";
@@ -142,7 +142,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     });
 
     tokenRoutes(api, services, limits);
-    tokenStatusRoutes(api, services, limits);
+    revocationIntrospectionRoutes(api, services, limits);
     browserRoutes(api, services, limits);
   });
   return app;

@@ -4,11 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import proxyaddr from "proxy-addr";
 import type { Argon2Params } from "./domain/credentials/passwords.ts";
-
-export type { Argon2Params };
-
-export const SIGNING_ALGS = ["ES256", "RS256", "PS256", "EdDSA"] as const;
-export type SigningAlg = (typeof SIGNING_ALGS)[number];
+import { SIGNING_ALGS, type SigningAlg } from "./domain/keys/signing-key.ts";
 
 
 export interface Config {
@@ -73,6 +69,8 @@ export interface Config {
   keyStore: "file" | "database";
   /** KEYS_ENCRYPTION_KEY (base64, 32 bytes), or null */
   keysEncryptionKey: string | null;
+  /** REFRESH_TOKEN_SECRET (base64), or null: then a secret kept by the key store */
+  refreshTokenSecret: string | null;
   /** seconds a next key waits after a JWKS cache lifetime before it may sign */
   keyPublishMargin: number;
   /** seconds of clock difference tolerated between issuer and verifiers */
@@ -391,6 +389,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisKeyPrefix: str("REDIS_KEY_PREFIX", "tessera:"),
     keyStore: keyStoreRaw === "database" ? "database" : "file",
     keysEncryptionKey,
+    refreshTokenSecret: env.REFRESH_TOKEN_SECRET?.trim() || null,
     keyPublishMargin: duration("KEY_PUBLISH_MARGIN", 30, 0),
     clockSkew: duration("CLOCK_SKEW", 60, 0),
     keyRotationInterval: duration("KEY_ROTATION_INTERVAL", 30 * 86400, 1),

@@ -12,12 +12,14 @@ import { KeyRing } from "./domain/keys/key-ring.ts";
 import type { KeyPolicy } from "./domain/keys/lifecycle.ts";
 import { KeyReloader } from "./domain/keys/reloader.ts";
 import { parseEncryptionKey } from "./domain/keys/sealing.ts";
-import { RefreshFamilies } from "./domain/sessions/refresh-families.ts";
+import { Sessions } from "./domain/sessions/sessions.ts";
 import { AccessTokenIssuer } from "./domain/tokens/access-token.ts";
-import { TokenStatus } from "./domain/tokens/token-status.ts";
+import { TokenIntrospection } from "./domain/tokens/introspection.ts";
+import { TokenRevocation } from "./domain/tokens/revocation.ts";
 import { FileKeyStore, loadOrCreateSecret } from "./storage/keys-file.ts";
 import { openPrismaStorage } from "./storage/prisma/index.ts";
-import type { KeyStore, Storage } from "./storage/ports.ts";
+import type { KeyStore } from "./domain/keys/key-store.ts";
+import type { Storage } from "./storage/storage.ts";
 
 export interface Services {
   config: Config;
@@ -29,11 +31,12 @@ export interface Services {
   keyReloader: KeyReloader;
   users: Users;
   clients: Clients;
-  families: RefreshFamilies;
+  sessions: Sessions;
   accessTokens: AccessTokenIssuer;
   audit: Audit;
   hasher: PasswordHasher;
-  tokenStatus: TokenStatus;
+  revocation: TokenRevocation;
+  introspection: TokenIntrospection;
   /** process state the HTTP layer reports (readiness turns off while draining) */
   lifecycle: { draining: boolean };
 }
@@ -41,8 +44,6 @@ export interface Services {
 export interface ServiceOverrides {
   clock?: Clock;
   storage?: Storage;
-  /** REFRESH_TOKEN_SECRET, base64; otherwise a secret kept by the key store */
-  refreshTokenSecret?: string;
 }
 
 export function keyPolicy(config: Config): KeyPolicy {
@@ -104,7 +105,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
     );
     await keyReloader.reload();
 
-    const envSecret = overrides.refreshTokenSecret ?? process.env.REFRESH_TOKEN_SECRET;
+    const envSecret = config.refreshTokenSecret;
     const secret = envSecret ? await loadOrCreateSecret(config.keysDir, "refresh-token", envSecret) : await keyStore.secret("refresh-token");
 
     const hasher = new PasswordHasher(config.argon2, {
@@ -126,7 +127,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       createdAt: clock.now(),
       disabledAt: null,
     });
-    const families = new RefreshFamilies(storage.sessions, clock, secret, audit, config);
+    const sessions = new Sessions(storage.sessions, clock, secret, audit, config);
     const clients = new Clients(storage.clients, config.clientCacheTtl);
     return {
       config,
@@ -140,18 +141,17 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       hasher,
       users: new Users(storage.users, storage.loginThrottle, hasher, audit, clock, throttlePolicy(config), config.passwordHashQueue),
       clients,
-      families,
+      sessions,
       lifecycle: { draining: false },
-      tokenStatus: new TokenStatus({
+      revocation: new TokenRevocation({ keys, clock, issuer: config.issuer, sessions, revocations: storage.revocations, audit }),
+      introspection: new TokenIntrospection({
         keys,
         clock,
         issuer: config.issuer,
-        families,
-        denied: storage.deniedAccessTokens,
-        sessions: storage.sessions,
+        sessions,
+        revocations: storage.revocations,
         clients,
         users: storage.users,
-        audit,
       }),
       accessTokens: new AccessTokenIssuer(keys, clock, {
         issuer: config.issuer,

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { hashClientSecret } from "../domain/clients/clients.ts";
 import { PasswordHasher } from "../domain/credentials/passwords.ts";
 import { Users } from "../domain/credentials/users.ts";
-import { ClientExistsError, type ClientRecord } from "../storage/ports.ts";
+import { ClientExistsError, type ClientRecord } from "../domain/clients/client-store.ts";
 import { throttlePolicy } from "../services.ts";
 import type { AdminContext } from "./context.ts";
 import type { CommandResult } from "./keys.ts";

@@ -8,7 +8,8 @@ import { createLogger } from "../logger.ts";
 import { createKeyManager, openKeyStore } from "../services.ts";
 import { openPrismaStorage } from "../storage/prisma/index.ts";
 import { migrate } from "../storage/prisma/migrate.ts";
-import type { KeyStore, Storage } from "../storage/ports.ts";
+import type { KeyStore } from "../domain/keys/key-store.ts";
+import type { Storage } from "../storage/storage.ts";
 
 export interface AdminContext {
   config: Config;

@@ -1,6 +1,6 @@
 // One audit function for security-relevant events, so the log line, the stored event and the
 // counters always agree. Details never carry a secret (no tokens, passwords, cookies).
-import type { AuditStore } from "../storage/ports.ts";
+import type { AuditStore } from "./audit-store.ts";
 import type { Clock } from "./clock.ts";
 import { newId } from "./ids.ts";
 

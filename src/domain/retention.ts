@@ -1,15 +1,17 @@
 // What the issuer keeps, and for how long: one pruning pass shared by the server's schedule
 // (PRUNE_INTERVAL) and the rotate-keys script, so neither forgets a table.
-// - sessions that can never be used again (refresh-families.ts),
+// - sessions that can never be used again (sessions.ts),
 // - deny-listed access tokens past their own expiry,
 // - login-throttle records older than the throttle remembers them (throttle.ts),
 // - audit events older than AUDIT_RETENTION (ASVS 7.1: keep security logs for a stated time,
 //   not for ever: every failed login writes one, so an attacker could otherwise grow the table
 //   without bound).
 import type { Audit } from "./audit.ts";
+import type { AuditStore } from "./audit-store.ts";
 import { addSeconds, type Clock } from "./clock.ts";
 import { FAILURE_MEMORY_SECONDS, KNOWN_ADDRESS_SECONDS, type LoginThrottleStore } from "./credentials/throttle.ts";
-import { pruneDeadSessions } from "./sessions/refresh-families.ts";
+import type { RevocationStore } from "./tokens/revocation-store.ts";
+import { pruneDeadSessions } from "./sessions/sessions.ts";
 
 export interface PruneCounts {
   sessions: number;
@@ -23,9 +25,9 @@ const valueOf = (r: PromiseSettledResult<number>): number => (r.status === "fulf
 /** The stores retention prunes, as far as it needs them. */
 export interface RetentionStores {
   sessions: Parameters<typeof pruneDeadSessions>[0];
-  deniedAccessTokens: { prune(now: Date): Promise<number> };
+  revocations: Pick<RevocationStore, "prune">;
   loginThrottle: Pick<LoginThrottleStore, "prune">;
-  audit: { prune(before: Date): Promise<number> };
+  audit: Pick<AuditStore, "prune">;
 }
 
 export async function pruneExpired(
@@ -45,7 +47,7 @@ export async function pruneExpired(
     }
   };
   const sessions = await settle(() => pruneDeadSessions(storage.sessions, clock, audit));
-  const deniedAccessTokens = await settle(() => storage.deniedAccessTokens.prune(now));
+  const deniedAccessTokens = await settle(() => storage.revocations.prune(now));
   const loginFailures = await settle(() =>
     storage.loginThrottle.prune(addSeconds(now, -FAILURE_MEMORY_SECONDS), addSeconds(now, -KNOWN_ADDRESS_SECONDS)),
   );

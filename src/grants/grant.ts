@@ -1,5 +1,6 @@
 // The contract every grant module implements (one file per grant_type, dispatched by a Map).
-import type { ClientRecord, SessionRecord } from "../storage/ports.ts";
+import type { ClientRecord } from "../domain/clients/client-store.ts";
+import type { SessionRecord } from "../domain/sessions/session-store.ts";
 import type { Services } from "../services.ts";
 
 /** RFC 6749 §5.1 successful response. */

@@ -12,7 +12,7 @@ export const passwordGrant: Grant = {
     const user = await s.users.authenticate(params.username ?? "", params.password ?? "", { clientId: client.id, address });
     // What the client may have, narrowed to what this user may have.
     const scope = narrowScopeToUser(requested, user.roles, s.config.scopeRoles);
-    const refresh = await s.families.start({
+    const refresh = await s.sessions.start({
       userId: user.id,
       clientId: client.id,
       scope,

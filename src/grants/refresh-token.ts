@@ -18,7 +18,7 @@ export const refreshTokenGrant: Grant = {
   required: ["refresh_token"],
   async handle({ params, client }, s) {
     let scope = "";
-    const refresh = await s.families.rotate(params.refresh_token ?? "", client.id, (session, user) => {
+    const refresh = await s.sessions.rotate(params.refresh_token ?? "", client.id, (session, user) => {
       // After the reuse verdict (a consumed token revokes its family whatever the client may do).
       assertGrantAllowed(client, "refresh_token");
       // RFC 6749 §3.3: every refresh grants what the session was granted, narrowed to what the
@@ -49,6 +49,6 @@ export const refreshTokenGrant: Grant = {
   },
   // Client authentication failed: a consumed refresh token in the request is still reuse.
   async onClientRejected(params, s, claimedClientId) {
-    if (params.refresh_token) await s.families.rejectIfReused(params.refresh_token, claimedClientId);
+    if (params.refresh_token) await s.sessions.rejectIfReused(params.refresh_token, claimedClientId);
   },
 };

@@ -3,7 +3,7 @@
 import type { FastifyRequest } from "fastify";
 import type { ClientCredentials } from "../domain/clients/clients.ts";
 import { InvalidClient, InvalidRequest } from "../domain/errors.ts";
-import type { ClientRecord } from "../storage/ports.ts";
+import type { ClientRecord } from "../domain/clients/client-store.ts";
 import type { Services } from "../services.ts";
 import type { Limiter } from "./plugins/rate-limits.ts";
 

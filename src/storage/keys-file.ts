@@ -18,11 +18,12 @@ import fs, { type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import Database from "better-sqlite3";
 import type { JWK } from "jose";
-import type { SigningAlg } from "../config.ts";
-import { SIGNING_ALGS } from "../config.ts";
-import type { KeyState } from "../domain/keys/lifecycle.ts";
+import type { SigningAlg } from "../domain/keys/signing-key.ts";
+import { SIGNING_ALGS } from "../domain/keys/signing-key.ts";
+import type { KeyState } from "../domain/keys/signing-key.ts";
 import { seal, unseal, type SealedKey } from "../domain/keys/sealing.ts";
-import type { KeyStatePatch, KeyStore, KeyStoreTx, StoredKey } from "./ports.ts";
+import type { KeyStatePatch, KeyStore, KeyStoreTx } from "../domain/keys/key-store.ts";
+import type { StoredKey } from "../domain/keys/signing-key.ts";
 
 export class KeyStoreError extends Error {
   constructor(message: string) {

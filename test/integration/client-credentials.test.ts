@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { AdminContext } from "../../src/admin/context.ts";
 import { createClient, disableClient, rotateClientSecret } from "../../src/admin/clients.ts";
 import { hashClientSecret } from "../../src/domain/clients/clients.ts";
-import type { ClientRecord } from "../../src/storage/ports.ts";
+import type { ClientRecord } from "../../src/domain/clients/client-store.ts";
 import { describeEachDb, errorOf, form, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
 
 const ACCESS_TTL = 300;

@@ -12,7 +12,7 @@ import {
   type JWK,
 } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SIGNING_ALGS, type SigningAlg } from "../../src/config.ts";
+import { SIGNING_ALGS, type SigningAlg } from "../../src/domain/keys/signing-key.ts";
 import {
   describeEachDb,
   login,

@@ -14,7 +14,7 @@ import {
   type JWTVerifyOptions,
 } from "jose";
 import { afterEach, expect, it } from "vitest";
-import type { SigningAlg } from "../../src/config.ts";
+import type { SigningAlg } from "../../src/domain/keys/signing-key.ts";
 import { FakeClock, systemClock } from "../../src/domain/clock.ts";
 import type { AppliedAction } from "../../src/domain/keys/key-manager.ts";
 import {

@@ -8,12 +8,13 @@ import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import type { AuditLogger } from "../../src/domain/audit.ts";
 import { KeyRing } from "../../src/domain/keys/key-ring.ts";
-import type { SigningAlg } from "../../src/config.ts";
-import { toSigningKey } from "../../src/domain/keys/generate.ts";
+import type { SigningAlg } from "../../src/domain/keys/signing-key.ts";
+import { toSigningKey } from "../../src/domain/keys/signing-key.ts";
 import { KeyManager } from "../../src/domain/keys/key-manager.ts";
 import { createServices, keyPolicy } from "../../src/services.ts";
 import { FileKeyStore, KeyStoreError, loadOrCreateSecret } from "../../src/storage/keys-file.ts";
-import type { ClientRecord, Storage } from "../../src/storage/ports.ts";
+import type { ClientRecord } from "../../src/domain/clients/client-store.ts";
+import type { Storage } from "../../src/storage/storage.ts";
 
 /** Every key in `dir`, imported for signing (what an instance's key reload produces). */
 async function loadKeys(dir: string) {
@@ -234,7 +235,7 @@ describe("createServices and the key files", () => {
         s.closed++;
       },
       isUnavailable: () => false,
-      deniedAccessTokens: {} as Storage["deniedAccessTokens"],
+      revocations: {} as Storage["revocations"],
       loginThrottle: {} as Storage["loginThrottle"],
       keyStore: () => {
         throw new Error("the file key store is under test");
@@ -243,14 +244,15 @@ describe("createServices and the key files", () => {
     return s;
   }
 
-  const configFor = (keysDir: string) =>
-    loadConfig({ ISSUER: "https://issuer.test", DATABASE_URL: "file:/nonexistent/never-opened.db", KEYS_DIR: keysDir, LOG_LEVEL: "silent" });
+  const configFor = (keysDir: string, env: Record<string, string> = {}) =>
+    loadConfig({ ISSUER: "https://issuer.test", DATABASE_URL: "file:/nonexistent/never-opened.db", KEYS_DIR: keysDir, LOG_LEVEL: "silent", ...env });
+  const withSecret = { REFRESH_TOKEN_SECRET: Buffer.alloc(32, 1).toString("base64") };
 
   it("starts with owner-only key files (the control)", async () => {
     const dir = tmp();
     await ensureSigningKey(dir, "ES256", NOW);
     const storage = stubStorage();
-    const services = await createServices(configFor(dir), silent, { storage, refreshTokenSecret: Buffer.alloc(32, 1).toString("base64") });
+    const services = await createServices(configFor(dir, withSecret), silent, { storage });
     expect(services.keys.hasSigner()).toBe(true);
     expect(storage.upserts.map((c) => c.id)).toEqual(["web"]);
   });
@@ -261,7 +263,7 @@ describe("createServices and the key files", () => {
     const file = onlyKeyFile(dir, key!.kid);
     chmodSync(file, 0o644);
     const storage = stubStorage();
-    const err = await createServices(configFor(dir), silent, { storage, refreshTokenSecret: Buffer.alloc(32, 1).toString("base64") }).then(
+    const err = await createServices(configFor(dir, withSecret), silent, { storage }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -280,12 +282,6 @@ describe("createServices and the key files", () => {
     await ensureSigningKey(dir, "ES256", NOW);
     await loadOrCreateSecret(dir, "refresh-token");
     chmodSync(path.join(dir, "refresh-token.secret"), 0o604);
-    const saved = process.env.REFRESH_TOKEN_SECRET;
-    delete process.env.REFRESH_TOKEN_SECRET;
-    try {
-      await expect(createServices(configFor(dir), silent, { storage: stubStorage() })).rejects.toBeInstanceOf(KeyStoreError);
-    } finally {
-      if (saved !== undefined) process.env.REFRESH_TOKEN_SECRET = saved;
-    }
+    await expect(createServices(configFor(dir), silent, { storage: stubStorage() })).rejects.toBeInstanceOf(KeyStoreError);
   });
 });

@@ -247,12 +247,12 @@ describeEachDb("session lifetime", (flavor) => {
     const revoked = await login(issuer.app);
     const sidOf = async (t: string) => (await verifyAccessToken(issuer, t)).sid as string;
     const [liveSid, idleSid, revokedSid] = await Promise.all([sidOf(live.access_token), sidOf(idle.access_token), sidOf(revoked.access_token)]);
-    await issuer.services.families.revokeByToken(revoked.refresh_token, "logout");
+    await issuer.services.sessions.revokeByToken(revoked.refresh_token, "logout");
     issuer.clock.advance(50 * 60);
     const liveNext = await refreshGrant(issuer.app, live.refresh_token);
     expect(liveNext.statusCode).toBe(200);
     issuer.clock.advance(20 * 60); // idle session: 70 min without use; live one: 20 min
-    const pruned = await issuer.services.families.pruneDead(0);
+    const pruned = await issuer.services.sessions.pruneDead(0);
     expect(pruned).toBeGreaterThanOrEqual(2);
     const remaining = await issuer.storage.db.session.findMany({ where: { id: { in: [liveSid, idleSid, revokedSid] } } });
     expect(remaining.map((s) => s.id)).toEqual([liveSid]);

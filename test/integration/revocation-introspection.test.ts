@@ -453,12 +453,12 @@ describeEachDb("revocation and introspection", (flavor) => {
     const count = () => issuer.storage.db.revokedAccessToken.count({ where: { jti } });
     expect(await count()).toBe(1);
     // Still needed while the token has not expired.
-    await issuer.services.tokenStatus.pruneDenyList();
+    await issuer.services.revocation.pruneExpired();
     expect(await count()).toBe(1);
     expect(await introspect(pair.access_token)).toEqual(INACTIVE);
     // Past its exp the token is dead anyway: the entry goes.
     issuer.clock.set(new Date((exp + 1) * 1000));
-    expect(await issuer.services.tokenStatus.pruneDenyList()).toBeGreaterThanOrEqual(1);
+    expect(await issuer.services.revocation.pruneExpired()).toBeGreaterThanOrEqual(1);
     expect(await count()).toBe(0);
     expect(await introspect(pair.access_token)).toEqual(INACTIVE);
   });

@@ -334,13 +334,13 @@ describeEachDb("rotate-keys script and keys CLI", (flavor) => {
       (await issuer.storage.db.refreshToken.findFirstOrThrow({ where: { hash: hashRefreshToken(refreshToken) } })).sessionId;
 
     const longRevoked = await login(issuer.app);
-    await issuer.services.families.revokeByToken(longRevoked.refresh_token, "logout");
+    await issuer.services.sessions.revokeByToken(longRevoked.refresh_token, "logout");
     const idle = await login(issuer.app);
     const expired = await login(issuer.app);
     clock.set(new Date());
     const live = await login(issuer.app);
     const recentlyRevoked = await login(issuer.app);
-    await issuer.services.families.revokeByToken(recentlyRevoked.refresh_token, "logout");
+    await issuer.services.sessions.revokeByToken(recentlyRevoked.refresh_token, "logout");
     // Each dead session dead for one reason only: the long-revoked and the expired one get
     // refresh tokens that are not idle; the expired one ended a minute ago (set directly).
     const inAnHour = new Date(Date.now() + 3600_000);

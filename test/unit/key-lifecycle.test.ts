@@ -5,21 +5,15 @@
 import fc from "fast-check";
 import type { KeyObject } from "jose";
 import { describe, expect, it } from "vitest";
-import type { SigningAlg } from "../../src/config.ts";
+import type { SigningAlg } from "../../src/domain/keys/signing-key.ts";
 import { addSeconds, FakeClock } from "../../src/domain/clock.ts";
 import { KeyManager, type AppliedAction } from "../../src/domain/keys/key-manager.ts";
-import { KeyRing, type SigningKey } from "../../src/domain/keys/key-ring.ts";
-import {
-  activatableAt,
-  planRotation,
-  publishedUntil,
-  rotationDueAt,
-  type KeyAction,
-  type KeyMeta,
-  type KeyPolicy,
-  type KeyState,
-} from "../../src/domain/keys/lifecycle.ts";
-import type { KeyStatePatch, KeyStore, KeyStoreTx, StoredKey } from "../../src/storage/ports.ts";
+import { KeyRing } from "../../src/domain/keys/key-ring.ts";
+import type { SigningKey } from "../../src/domain/keys/signing-key.ts";
+import { activatableAt, planRotation, publishedUntil, rotationDueAt, type KeyAction, type KeyMeta, type KeyPolicy } from "../../src/domain/keys/lifecycle.ts";
+import type { KeyState } from "../../src/domain/keys/signing-key.ts";
+import type { KeyStatePatch, KeyStore, KeyStoreTx } from "../../src/domain/keys/key-store.ts";
+import type { StoredKey } from "../../src/domain/keys/signing-key.ts";
 
 const P: KeyPolicy = {
   jwksMaxAge: 60,

@@ -1,7 +1,7 @@
 // Client rules: who may ask for what. RFC 6749 §2 (client types), §2.3.1 (client password),
 // §3.3 (scope).
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { ClientRecord, ClientStore } from "../../storage/ports.ts";
+import type { ClientRecord, ClientStore } from "./client-store.ts";
 import { InvalidClient, InvalidScope, UnauthorizedClient } from "../errors.ts";
 
 /** Client secrets are 256-bit random values, so a fast hash is the right one. */

@@ -2,8 +2,9 @@
 // rotation, revocation of a compromised key, and the listing an operator reads. Each runs in
 // one exclusive key-store transaction, so concurrent runs (two cron hosts) converge on one
 // active and one next key per algorithm.
-import type { SigningAlg } from "../../config.ts";
-import type { KeyStore, KeyStoreTx, StoredKey } from "../../storage/ports.ts";
+import type { SigningAlg } from "./signing-key.ts";
+import type { KeyStore, KeyStoreTx } from "./key-store.ts";
+import type { StoredKey } from "./signing-key.ts";
 import type { Clock } from "../clock.ts";
 import { generateKey } from "./generate.ts";
 import { activatableAt, planRotation, publishedUntil, rotationDueAt, type KeyAction, type KeyPolicy } from "./lifecycle.ts";

@@ -2,25 +2,8 @@
 // The JWKS is built once per key set from an explicit allow-list of public members
 // (RFC 7517 §4, RFC 7518 §6), so a private member can never leak into it.
 import { createHash } from "node:crypto";
-import type { CryptoKey, JWK, KeyObject } from "jose";
-import type { SigningAlg } from "../../config.ts";
-
-import { publicPart } from "./generate.ts";
-import type { KeyState } from "./lifecycle.ts";
-
-export type { KeyState };
-
-export interface SigningKey {
-  kid: string;
-  alg: SigningAlg;
-  state: KeyState;
-  createdAt: Date;
-  activatedAt: Date | null;
-  retiredAt: Date | null;
-  privateKey: CryptoKey | KeyObject;
-  /** public JWK as exported; filtered again when published */
-  publicJwk: JWK;
-}
+import type { JWK } from "jose";
+import { publicPart, type SigningAlg, type SigningKey } from "./signing-key.ts";
 
 export function publicJwkOf(key: Pick<SigningKey, "kid" | "alg" | "publicJwk">): JWK {
   return { ...publicPart(key.publicJwk), kid: key.kid, use: "sig", alg: key.alg };

@@ -5,10 +5,8 @@
 //
 // Every wait counts the instances' reload interval: a key is "published" only once every
 // instance serves it, and "no longer signing" only once every instance has reloaded.
-import type { SigningAlg } from "../../config.ts";
 import { addSeconds } from "../clock.ts";
-
-export type KeyState = "next" | "active" | "retired";
+import type { KeyState, SigningAlg } from "./signing-key.ts";
 
 export interface KeyPolicy {
   /** Cache-Control max-age of the JWKS */

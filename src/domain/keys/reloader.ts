@@ -1,9 +1,11 @@
 // Keeps an instance's KeyRing in step with the key store: every KEYS_RELOAD_INTERVAL it reads
 // the store and swaps in the new set if anything changed (a rotation done by the script, the
 // CLI or another instance). Private keys are imported once per kid.
-import type { KeyStore, StoredKey } from "../../storage/ports.ts";
-import { toSigningKey } from "./generate.ts";
-import type { KeyRing, SigningKey } from "./key-ring.ts";
+import type { KeyStore } from "./key-store.ts";
+import type { StoredKey } from "./signing-key.ts";
+import { toSigningKey } from "./signing-key.ts";
+import type { KeyRing } from "./key-ring.ts";
+import type { SigningKey } from "./signing-key.ts";
 
 const fingerprint = (keys: readonly Pick<StoredKey, "kid" | "state" | "activatedAt" | "retiredAt">[]) =>
   keys

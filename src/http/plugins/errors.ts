@@ -5,7 +5,7 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import { OAuthError } from "../../domain/errors.ts";
 import { NoSigningKeyError } from "../../domain/keys/key-ring.ts";
-import type { Storage } from "../../storage/ports.ts";
+import type { Storage } from "../../storage/storage.ts";
 
 export interface ErrorBody {
   error: string;

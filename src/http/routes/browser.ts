@@ -102,7 +102,7 @@ export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLim
 
   app.post("/auth/logout", { onRequest: csrfGuard }, async (request, reply) => {
     const presented = request.cookies[cookieName];
-    if (presented) await s.families.revokeByToken(presented, "logout");
+    if (presented) await s.sessions.revokeByToken(presented, "logout");
     clearRefreshCookie(reply);
     return reply.status(204).header("cache-control", "no-store").send();
   });

@@ -4,7 +4,8 @@
 // unique parentId still decides which concurrent consumer wins, exactly as before.
 import type Database from "better-sqlite3";
 import type pg from "pg";
-import type { ConsumeOutcome, RefreshTokenLookup, RefreshTokenRecord, SessionRecord, UserRecord } from "../ports.ts";
+import type { ConsumeOutcome, RefreshTokenLookup, RefreshTokenRecord, SessionRecord } from "../../domain/sessions/session-store.ts";
+import type { UserRecord } from "../../domain/credentials/user-store.ts";
 import type { DirectHandle } from "./client.ts";
 
 export interface RefreshFastPath {

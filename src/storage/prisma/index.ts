@@ -2,16 +2,14 @@
 // The refresh hot path (findToken, insertChild) runs on the driver directly (fast-path.ts): one
 // read (token + session + child) and one INSERT whose unique parentId arbitrates concurrent
 // consumers.
-import type {
-  AuditEventRecord,
-  ClientRecord,
-  LoginThrottleStore,
-  RefreshTokenRecord,
-  SessionRecord,
-  Storage,
-  UserRecord,
-} from "../ports.ts";
-import { ClientExistsError, EmailTakenError } from "../ports.ts";
+import type { AuditEventRecord } from "../../domain/audit-store.ts";
+import type { ClientRecord } from "../../domain/clients/client-store.ts";
+import type { LoginThrottleStore } from "../../domain/credentials/throttle.ts";
+import type { RefreshTokenRecord, SessionRecord } from "../../domain/sessions/session-store.ts";
+import type { Storage } from "../storage.ts";
+import type { UserRecord } from "../../domain/credentials/user-store.ts";
+import { ClientExistsError } from "../../domain/clients/client-store.ts";
+import { EmailTakenError } from "../../domain/credentials/user-store.ts";
 import { openDb, type Db, type DbFlavor, type OpenOptions } from "./client.ts";
 import { isUnavailable, isUniqueViolation } from "./errors.ts";
 import { refreshFastPath, type RefreshFastPath } from "./fast-path.ts";
@@ -213,7 +211,7 @@ export function prismaStorage(db: Db, flavor: DbFlavor, fast: RefreshFastPath, l
       },
     },
 
-    deniedAccessTokens: {
+    revocations: {
       async add(entry) {
         // Revoking twice, even concurrently, is fine (RFC 7009 §2.2: the same answer either way).
         // A plain insert whose unique violation is ignored: Prisma's upsert reads then inserts.

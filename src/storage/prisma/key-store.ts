@@ -4,11 +4,12 @@
 // rolls the whole rotation back.
 import { randomBytes } from "node:crypto";
 import type { JWK } from "jose";
-import { SIGNING_ALGS } from "../../config.ts";
-import type { KeyState } from "../../domain/keys/lifecycle.ts";
+import { SIGNING_ALGS } from "../../domain/keys/signing-key.ts";
+import type { KeyState } from "../../domain/keys/signing-key.ts";
 import { seal, unseal, type SealedKey } from "../../domain/keys/sealing.ts";
 import { KeyStoreError } from "../keys-file.ts";
-import type { KeyStore, KeyStoreTx, StoredKey } from "../ports.ts";
+import type { KeyStore, KeyStoreTx } from "../../domain/keys/key-store.ts";
+import type { StoredKey } from "../../domain/keys/signing-key.ts";
 import type { Db } from "./client.ts";
 import { isUniqueViolation } from "./errors.ts";
 

@@ -11,7 +11,7 @@
 import type Database from "better-sqlite3";
 import type pg from "pg";
 import type { FailureHistory } from "../../domain/credentials/throttle.ts";
-import type { LoginAttempt, LoginThrottleStore } from "../ports.ts";
+import type { LoginAttempt, LoginThrottleStore } from "../../domain/credentials/throttle.ts";
 import type { DirectHandle } from "./client.ts";
 import { date, pgEpochMs, pgTimestamp, retryWhileBusy, sqliteTimestamp } from "./fast-path.ts";
 

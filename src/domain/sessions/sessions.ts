@@ -1,6 +1,6 @@
-// Sessions as refresh-token families: start, rotate (with reuse detection and a grace window),
+// Sessions as refresh-token sessions: start, rotate (with reuse detection and a grace window),
 // revoke. RFC 9700 §4.14.2 (refresh token rotation) and RFC 6749 §6 (refreshing).
-import type { RefreshTokenLookup, RefreshTokenRecord, SessionRecord, SessionStore } from "../../storage/ports.ts";
+import type { RefreshTokenLookup, RefreshTokenRecord, SessionRecord, SessionStore } from "./session-store.ts";
 import type { Audit } from "../audit.ts";
 import { addSeconds, type Clock } from "../clock.ts";
 import { InvalidGrant } from "../errors.ts";
@@ -33,7 +33,7 @@ export interface IssuedRefreshToken {
   roles?: string[];
 }
 
-export class RefreshFamilies {
+export class Sessions {
   constructor(
     private readonly store: SessionStore,
     private readonly clock: Clock,
@@ -150,6 +150,11 @@ export class RefreshFamilies {
     const now = this.clock.now();
     const { session, token, child, user } = lookup;
     return session.revokedAt === null && session.expiresAt > now && token.expiresAt > now && child === null && user.disabledAt === null;
+  }
+
+  /** The session by id, as stored now (revoked or not), or null. */
+  findById(id: string): Promise<SessionRecord | null> {
+    return this.store.findSession(id);
   }
 
   /** Revoke a whole session (logout of every token in the family). */

@@ -1,0 +1,68 @@
+// What the session rules need from storage, in their own words (implemented in storage/prisma
+// and, for fast tests of the rules, storage/memory). A session is one refresh-token family
+// (RFC 9700 §4.14.2): the tokens rotated from one login, linked parent to child.
+
+export interface SessionRecord {
+  id: string;
+  userId: string;
+  clientId: string;
+  scope: string;
+  createdAt: Date;
+  /** absolute end; rotation never moves it */
+  expiresAt: Date;
+  revokedAt: Date | null;
+  revokedReason: string | null;
+}
+
+export interface RefreshTokenRecord {
+  id: string;
+  sessionId: string;
+  /** SHA-256 of the token; the token itself is never stored */
+  hash: string;
+  parentId: string | null;
+  createdAt: Date;
+  /** idle deadline, capped at the session's expiresAt */
+  expiresAt: Date;
+}
+
+/** A presented refresh token as the database sees it, read in one query. */
+export interface RefreshTokenLookup {
+  token: RefreshTokenRecord;
+  session: SessionRecord;
+  /** the session's user as of this read: roles go into access tokens, disabled users stop */
+  user: { roles: string[]; disabledAt: Date | null };
+  /** the token rotated from this one, if it was consumed */
+  child: { token: RefreshTokenRecord; consumed: boolean } | null;
+}
+
+/** What consuming a refresh token (inserting its child) did. */
+export type ConsumeOutcome = "inserted" | "consumed" | "session_ended";
+
+export interface PruneResult {
+  sessions: number;
+}
+
+export interface SessionStore {
+  /** one write: the session and its first refresh token */
+  start(session: SessionRecord, first: RefreshTokenRecord): Promise<void>;
+  findToken(hash: string): Promise<RefreshTokenLookup | null>;
+  /**
+   * Consume `child.parentId` by inserting its child, in one statement that also requires the
+   * session to be live at `now` (not revoked, not ended, its user not disabled). Atomic: the
+   * unique parentId lets exactly one concurrent caller win ("consumed" for the others), and a
+   * revocation committed before the insert makes it insert nothing ("session_ended"); one that
+   * is in flight is waited for, never overtaken.
+   */
+  insertChild(child: RefreshTokenRecord, now: Date): Promise<ConsumeOutcome>;
+  findChildOf(parentId: string): Promise<{ token: RefreshTokenRecord; consumed: boolean } | null>;
+  findSession(id: string): Promise<SessionRecord | null>;
+  /** revokes unless already revoked; true when this call did it (exactly one caller wins) */
+  revoke(sessionId: string, reason: string, at: Date): Promise<boolean>;
+  /** revokes every live session of a user; returns how many */
+  revokeAllForUser(userId: string, reason: string, at: Date): Promise<number>;
+  /**
+   * Deletes sessions that can never be used again: past their absolute end, idle past the
+   * deadline of their newest token, or revoked before `revokedBefore`. Live ones are untouched.
+   */
+  pruneDead(now: Date, revokedBefore: Date): Promise<PruneResult>;
+}

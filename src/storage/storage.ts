@@ -1,0 +1,26 @@
+// A database, as the composition root sees it: the domain's stores (each interface is owned by
+// the domain that uses it) plus the infrastructure around them. Implemented by storage/prisma/
+// (SQLite and Postgres).
+import type { AuditStore } from "../domain/audit-store.ts";
+import type { ClientStore } from "../domain/clients/client-store.ts";
+import type { LoginThrottleStore } from "../domain/credentials/throttle.ts";
+import type { UserStore } from "../domain/credentials/user-store.ts";
+import type { KeyStore } from "../domain/keys/key-store.ts";
+import type { SessionStore } from "../domain/sessions/session-store.ts";
+import type { RevocationStore } from "../domain/tokens/revocation-store.ts";
+
+export interface Storage {
+  users: UserStore;
+  loginThrottle: LoginThrottleStore;
+  clients: ClientStore;
+  sessions: SessionStore;
+  audit: AuditStore;
+  revocations: RevocationStore;
+  /** throws when the database cannot be reached */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** true when `err` means the database is unreachable (-> 503 + Retry-After, not 500) */
+  isUnavailable(err: unknown): boolean;
+  /** the database key store (KEY_STORE=database), sealing with `encryptionKey` */
+  keyStore(encryptionKey: Buffer): KeyStore;
+}
