@@ -1,7 +1,5 @@
 // buildApp(services): the HTTP surface. No process concerns here (listen, signals, env);
 // tests build it and call app.inject().
-import { randomUUID } from "node:crypto";
-import http from "node:http";
 import cookie from "@fastify/cookie";
 import cors from "@fastify/cors";
 import formbody from "@fastify/formbody";
@@ -13,25 +11,14 @@ import { securityHeaders, securityHeadersFor } from "./http/plugins/security-hea
 import { registerRateLimits } from "./http/plugins/rate-limits.ts";
 import { browserRoutes } from "./http/routes/browser.ts";
 import { healthRoutes } from "./http/routes/health.ts";
-import { metricsOf, publicMetricsRoutes } from "./http/routes/metrics.ts";
+import { jwksFastPathServer } from "./http/jwks-fast-path.ts";
+import { logRequest, requestIdOf } from "./http/request-log.ts";
+import { publicMetricsRoutes } from "./http/routes/metrics.ts";
+import { metricsOf } from "./metrics.ts";
 import { revocationIntrospectionRoutes } from "./http/routes/revocation-introspection.ts";
 import { tokenRoutes } from "./http/routes/token.ts";
-import { jwksResponse, wellKnownRoutes } from "./http/routes/well-known.ts";
+import { wellKnownRoutes } from "./http/routes/well-known.ts";
 import type { Services } from "./services.ts";
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
-
-/** Which grant a successful response issued, for the metrics counter (null: not a token response). */
-function tokenGrantOf(url: string, body: unknown): string | null {
-  const path = url.split("?")[0];
-  if (path === "/oauth/token") {
-    const gt = (body as { grant_type?: unknown } | undefined)?.grant_type;
-    return typeof gt === "string" && ["password", "refresh_token", "client_credentials"].includes(gt) ? gt : null;
-  }
-  if (path === "/auth/login") return "password";
-  if (path === "/auth/refresh") return "refresh_token";
-  return null;
-}
 
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const { config } = services;
@@ -42,33 +29,14 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     // Fastify's two lines per request are replaced by our one (onResponse below).
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
-    // Honour a well-formed upstream X-Request-Id so logs correlate across services.
-    genReqId: (req) => {
-      const incoming = req.headers["x-request-id"];
-      return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    },
+    genReqId: (req) => requestIdOf(req.headers["x-request-id"]),
     bodyLimit: 64 * 1024,
     // The same trust rule as clientIp (http/client-address.ts): request.ip is the right-most
     // untrusted X-Forwarded-For hop.
     trustProxy: trust,
     return503OnClosing: true,
-    // Verifiers poll the JWKS more than anything else: a GET of exactly that path is answered
-    // from prepared bytes before Fastify's request pipeline (same headers as the route, which
-    // still serves HEAD, query strings and app.inject()).
-    serverFactory: (handler) =>
-      http.createServer((req, res) => {
-        if (req.method !== "GET" || req.url !== "/.well-known/jwks.json") return handler(req, res);
-        const started = process.hrtime.bigint();
-        const incoming = req.headers["x-request-id"];
-        const reqId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-        const r = jwksResponse(services, req.headers["if-none-match"]);
-        res.writeHead(r.status, { ...r.headers, "x-request-id": reqId, ...(r.body ? { "content-length": r.body.length } : {}) });
-        res.end(r.body ?? undefined);
-        if (logger.isLevelEnabled("info")) {
-          const ms = Number(process.hrtime.bigint() - started) / 1e6;
-          logger.info({ reqId, method: "GET", path: "/.well-known/jwks.json", status: r.status, ms: Math.round(ms * 10) / 10, ip: clientIp(req) }, "request");
-        }
-      }),
+    // The JWKS, the most polled document, is answered before Fastify's pipeline.
+    serverFactory: jwksFastPathServer(services, logger, clientIp),
     // Schemas validate, they do not convert: a JSON number is not a password.
     ajv: { customOptions: { coerceTypes: false } },
     // A malformed URL ("/%zz") is answered before routing, so before every hook: it gets the
@@ -92,35 +60,15 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     reply.header("x-request-id", request.id);
     done();
   });
-  // One log line per request. The URL is logged without its query string: RFC 6750 §2.3 lets
-  // clients put tokens there, and we never log a token.
+  // One log line per request (http/request-log.ts: no query string, so never a token).
   app.addHook("onResponse", (request, reply, done) => {
-    if (!logger.isLevelEnabled("info")) return done();
-    request.log.info(
-      {
-        method: request.method,
-        path: request.url.split("?")[0],
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        ip: request.ip,
-      },
-      "request",
-    );
+    logRequest(logger, request.id, { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime, ip: request.ip });
     done();
   });
 
-  // Prometheus metrics (and the token counter's hook, which every route below inherits).
-  const metrics = services.config.metricsEnabled ? metricsOf(services) : null;
-  if (metrics) {
-    // Served here only behind METRICS_TOKEN; METRICS_PORT moves it to its own listener (server.ts).
-    publicMetricsRoutes(app, services, metrics);
-    // Count token responses by grant type (the token endpoint and the browser endpoints).
-    app.addHook("onSend", (request, reply, payload, done) => {
-      const grant = tokenGrantOf(request.url, request.body);
-      if (grant && reply.statusCode === 200) metrics.tokensIssued.inc({ grant_type: grant });
-      done(null, payload);
-    });
-  }
+  // Prometheus metrics: served here only behind METRICS_TOKEN; METRICS_PORT moves them to their
+  // own listener (server.ts). Tokens issued are counted where grants are dispatched.
+  if (config.metricsEnabled) publicMetricsRoutes(app, services, metricsOf(services));
   // Public, read-only documents: no cookies, bodies or CORS negotiation on their path, so the
   // JWKS is served with as little per-request work as possible.
   wellKnownRoutes(app, services);

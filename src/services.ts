@@ -4,6 +4,7 @@ import type { Config } from "./config.ts";
 import { Audit, type AuditLogger } from "./domain/audit.ts";
 import { systemClock, type Clock } from "./domain/clock.ts";
 import { Clients } from "./domain/clients/clients.ts";
+import type { GrantType } from "./domain/clients/grant-types.ts";
 import { PasswordHasher } from "./domain/credentials/passwords.ts";
 import type { ThrottlePolicy } from "./domain/credentials/throttle.ts";
 import { Users } from "./domain/credentials/users.ts";
@@ -17,6 +18,7 @@ import { AccessTokenIssuer } from "./domain/tokens/access-token.ts";
 import { TokenIntrospection } from "./domain/tokens/introspection.ts";
 import { TokenRevocation } from "./domain/tokens/revocation.ts";
 import { FileKeyStore, loadOrCreateSecret } from "./storage/keys-file.ts";
+import { IssuedTokens } from "./grants/issued-tokens.ts";
 import { openPrismaStorage } from "./storage/prisma/index.ts";
 import type { KeyStore } from "./domain/keys/key-store.ts";
 import type { Storage } from "./storage/storage.ts";
@@ -35,6 +37,8 @@ export interface Services {
   accessTokens: AccessTokenIssuer;
   audit: Audit;
   hasher: PasswordHasher;
+  /** grants report the tokens they issued here (the metrics count them) */
+  issuedTokens: IssuedTokens;
   revocation: TokenRevocation;
   introspection: TokenIntrospection;
   /** process state the HTTP layer reports (readiness turns off while draining) */
@@ -118,7 +122,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       name: "First-party web client",
       type: "public",
       secretHash: null,
-      grantTypes: ["password", "refresh_token"],
+      grantTypes: ["password", "refresh_token"] satisfies GrantType[],
       scopes: config.webClientScopes,
       audiences: [],
       resources: [],
@@ -143,6 +147,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       clients,
       sessions,
       lifecycle: { draining: false },
+      issuedTokens: new IssuedTokens(),
       revocation: new TokenRevocation({ keys, clock, issuer: config.issuer, sessions, revocations: storage.revocations, audit }),
       introspection: new TokenIntrospection({
         keys,

@@ -4,6 +4,8 @@ import { hashClientSecret } from "../domain/clients/clients.ts";
 import { PasswordHasher } from "../domain/credentials/passwords.ts";
 import { Users } from "../domain/credentials/users.ts";
 import { ClientExistsError, type ClientRecord } from "../domain/clients/client-store.ts";
+import { GRANT_TYPES, isGrantType } from "../domain/clients/grant-types.ts";
+import { isScopeToken } from "../domain/scope.ts";
 import { throttlePolicy } from "../services.ts";
 import type { AdminContext } from "./context.ts";
 import type { CommandResult } from "./keys.ts";
@@ -15,8 +17,6 @@ export class UsageError extends Error {
   }
 }
 
-export const GRANT_TYPES = ["password", "refresh_token", "client_credentials"] as const;
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
 const listArg = (v: string | undefined): string[] => (v ?? "").split(/[\s,]+/).filter(Boolean);
 
@@ -54,13 +54,13 @@ export async function createClient(ctx: AdminContext, a: CreateClientArgs): Prom
   if (!a.name) throw new UsageError("--name is required");
   const grantTypes = listArg(a.grantTypes);
   if (grantTypes.length === 0) throw new UsageError(`--grant-types is required (${GRANT_TYPES.join(", ")})`);
-  const unknown = grantTypes.filter((g) => !(GRANT_TYPES as readonly string[]).includes(g));
+  const unknown = grantTypes.filter((g) => !isGrantType(g));
   if (unknown.length > 0) throw new UsageError(`unknown grant type(s): ${unknown.join(", ")}; expected ${GRANT_TYPES.join(", ")}`);
   if (grantTypes.includes("client_credentials") && !a.confidential) {
     throw new UsageError("client_credentials needs a confidential client (add --confidential)");
   }
   const scopes = listArg(a.scopes);
-  const bad = scopes.filter((s) => !SCOPE_TOKEN.test(s));
+  const bad = scopes.filter((s) => !isScopeToken(s));
   if (bad.length > 0) throw new UsageError(`invalid scope name(s): ${bad.join(", ")}`);
   const ttl = (v: string | undefined, flag: string): number | null => {
     if (v === undefined) return null;

@@ -15,7 +15,7 @@ class InvalidTarget extends OAuthError {
 export const clientCredentialsGrant: Grant = {
   grantType: "client_credentials",
   required: [],
-  async handle({ params, client }, s) {
+  async handle({ params, client }, services) {
     // §4.4: only confidential clients; a public client cannot prove who it is.
     if (client.type !== "confidential") throw new UnauthorizedClient("Public clients may not use the client_credentials grant.");
     assertGrantAllowed(client, "client_credentials");
@@ -24,13 +24,13 @@ export const clientCredentialsGrant: Grant = {
     }
     const requested = params.resource ?? params.audience;
     // A client with no audiences of its own gets the issuer's default audience.
-    const allowed = client.audiences.length > 0 ? client.audiences : [s.config.accessTokenAudience];
+    const allowed = client.audiences.length > 0 ? client.audiences : [services.config.accessTokenAudience];
     if (requested !== undefined && !allowed.includes(requested)) {
       throw new InvalidTarget("This client may not get tokens for the requested resource.");
     }
     const audience = requested ?? allowed[0]!;
     const scope = grantScope(client, params.scope);
-    const access = await s.accessTokens.issue({
+    const access = await services.accessTokens.issue({
       subject: client.id,
       clientId: client.id,
       scope,

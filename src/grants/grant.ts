@@ -1,4 +1,5 @@
 // The contract every grant module implements (one file per grant_type, dispatched by a Map).
+import type { GrantType } from "../domain/clients/grant-types.ts";
 import type { ClientRecord } from "../domain/clients/client-store.ts";
 import type { SessionRecord } from "../domain/sessions/session-store.ts";
 import type { Services } from "../services.ts";
@@ -30,7 +31,7 @@ export interface GrantRequest {
 }
 
 export interface Grant {
-  grantType: string;
+  grantType: GrantType;
   /** parameters the grant reads; required ones must be present and non-empty */
   required: readonly string[];
   handle(req: GrantRequest, services: Services): Promise<GrantResult>;

@@ -1,7 +1,8 @@
 // grant_type -> grant module. Unknown types are unsupported_grant_type (RFC 6749 §5.2).
 import { InvalidRequest, UnsupportedGrantType } from "../domain/errors.ts";
 import { clientCredentialsGrant } from "./client-credentials.ts";
-import type { Grant } from "./grant.ts";
+import type { Services } from "../services.ts";
+import type { Grant, GrantRequest, GrantResult } from "./grant.ts";
 import { passwordGrant } from "./password.ts";
 import { refreshTokenGrant } from "./refresh-token.ts";
 
@@ -19,4 +20,11 @@ export function assertRequired(grant: Grant, params: Readonly<Record<string, str
   if (missing.length > 0) throw new InvalidRequest(`Missing required parameter: ${missing.join(", ")}.`);
 }
 
-export type { Grant, GrantResult, TokenResponse } from "./grant.ts";
+/** Runs `grant` and counts what it issued: every endpoint that issues tokens comes through here. */
+export async function issueTokens(grant: Grant, request: GrantRequest, services: Services): Promise<GrantResult> {
+  const result = await grant.handle(request, services);
+  services.issuedTokens.issued(grant.grantType);
+  return result;
+}
+
+export type { Grant, GrantRequest, GrantResult, TokenResponse } from "./grant.ts";

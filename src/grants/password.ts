@@ -6,19 +6,19 @@ import type { Grant } from "./grant.ts";
 export const passwordGrant: Grant = {
   grantType: "password",
   required: ["username", "password"],
-  async handle({ params, client, address }, s) {
+  async handle({ params, client, address }, services) {
     assertGrantAllowed(client, "password");
     const requested = grantScope(client, params.scope);
-    const user = await s.users.authenticate(params.username ?? "", params.password ?? "", { clientId: client.id, address });
+    const user = await services.users.authenticate(params.username ?? "", params.password ?? "", { clientId: client.id, address });
     // What the client may have, narrowed to what this user may have.
-    const scope = narrowScopeToUser(requested, user.roles, s.config.scopeRoles);
-    const refresh = await s.sessions.start({
+    const scope = narrowScopeToUser(requested, user.roles, services.config.scopeRoles);
+    const refresh = await services.sessions.start({
       userId: user.id,
       clientId: client.id,
       scope,
       refreshTokenTtl: client.refreshTokenTtl,
     });
-    const access = await s.accessTokens.issue({
+    const access = await services.accessTokens.issue({
       subject: user.id,
       clientId: client.id,
       scope,
@@ -26,7 +26,7 @@ export const passwordGrant: Grant = {
       roles: user.roles,
       ttl: client.accessTokenTtl,
     });
-    await s.audit.record("login.succeeded", { userId: user.id, clientId: client.id, sessionId: refresh.session.id });
+    await services.audit.record("login.succeeded", { userId: user.id, clientId: client.id, sessionId: refresh.session.id });
     return {
       session: refresh.session,
       response: {

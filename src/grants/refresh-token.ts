@@ -16,9 +16,9 @@ function narrowScope(sessionScope: string, requested: string | undefined): strin
 export const refreshTokenGrant: Grant = {
   grantType: "refresh_token",
   required: ["refresh_token"],
-  async handle({ params, client }, s) {
+  async handle({ params, client }, services) {
     let scope = "";
-    const refresh = await s.sessions.rotate(params.refresh_token ?? "", client.id, (session, user) => {
+    const refresh = await services.sessions.rotate(params.refresh_token ?? "", client.id, (session, user) => {
       // After the reuse verdict (a consumed token revokes its family whatever the client may do).
       assertGrantAllowed(client, "refresh_token");
       // RFC 6749 §3.3: every refresh grants what the session was granted, narrowed to what the
@@ -26,9 +26,9 @@ export const refreshTokenGrant: Grant = {
       // the user, is gone from the next access token, and `scope` in the response says so.
       const requested = narrowScope(session.scope, params.scope);
       const clientMay = requested.split(" ").filter((sc) => sc !== "" && client.scopes.includes(sc)).join(" ");
-      scope = narrowScopeToUser(clientMay, user.roles, s.config.scopeRoles);
+      scope = narrowScopeToUser(clientMay, user.roles, services.config.scopeRoles);
     });
-    const access = await s.accessTokens.issue({
+    const access = await services.accessTokens.issue({
       subject: refresh.session.userId,
       clientId: client.id,
       scope,
@@ -48,7 +48,7 @@ export const refreshTokenGrant: Grant = {
     };
   },
   // Client authentication failed: a consumed refresh token in the request is still reuse.
-  async onClientRejected(params, s, claimedClientId) {
-    if (params.refresh_token) await s.sessions.rejectIfReused(params.refresh_token, claimedClientId);
+  async onClientRejected(params, services, claimedClientId) {
+    if (params.refresh_token) await services.sessions.rejectIfReused(params.refresh_token, claimedClientId);
   },
 };

@@ -53,12 +53,12 @@ export function clientCredentials(request: FastifyRequest, params: Readonly<Reco
 export async function authenticateClient(
   request: FastifyRequest,
   params: Readonly<Record<string, string>>,
-  s: Services,
+  services: Services,
   failures: Limiter,
 ): Promise<ClientRecord> {
   await failures.check(request);
   try {
-    return await s.clients.authenticate(clientCredentials(request, params));
+    return await services.clients.authenticate(clientCredentials(request, params));
   } catch (err) {
     if (err instanceof InvalidClient) await failures.count(request);
     throw err;

@@ -2,6 +2,8 @@
 // §3.3 (scope).
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { ClientRecord, ClientStore } from "./client-store.ts";
+import { formatScope, isScopeToken, parseScope } from "../scope.ts";
+import type { GrantType } from "./grant-types.ts";
 import { InvalidClient, InvalidScope, UnauthorizedClient } from "../errors.ts";
 
 /** Client secrets are 256-bit random values, so a fast hash is the right one. */
@@ -62,7 +64,7 @@ export class Clients {
   }
 }
 
-export function assertGrantAllowed(client: ClientRecord, grantType: string): void {
+export function assertGrantAllowed(client: ClientRecord, grantType: GrantType): void {
   if (!client.grantTypes.includes(grantType)) {
     throw new UnauthorizedClient(`This client may not use the ${grantType} grant.`);
   }
@@ -74,12 +76,11 @@ export function assertGrantAllowed(client: ClientRecord, grantType: string): voi
  */
 export function grantScope(client: ClientRecord, requested: string | undefined): string {
   if (requested === undefined || requested.trim() === "") return client.scopes.join(" ");
-  const wanted = [...new Set(requested.split(" ").filter(Boolean))];
-  // scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-  if (wanted.some((s) => !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s))) throw new InvalidScope("The scope parameter is malformed.");
+  const wanted = parseScope(requested);
+  if (!wanted.every(isScopeToken)) throw new InvalidScope("The scope parameter is malformed.");
   const denied = wanted.filter((s) => !client.scopes.includes(s));
   if (denied.length > 0) throw new InvalidScope(`Scope not allowed for this client: ${denied.join(" ").slice(0, 200)}.`);
-  return wanted.join(" ");
+  return formatScope(wanted);
 }
 
 /**
@@ -87,12 +88,10 @@ export function grantScope(client: ClientRecord, requested: string | undefined):
  * says so in `scope`): a scope gated by roles is dropped unless the user has one of them.
  */
 export function narrowScopeToUser(scope: string, roles: readonly string[], scopeRoles: ReadonlyMap<string, readonly string[]>): string {
-  return scope
-    .split(" ")
-    .filter(Boolean)
-    .filter((s) => {
+  return formatScope(
+    parseScope(scope).filter((s) => {
       const gate = scopeRoles.get(s);
       return gate === undefined || gate.some((r) => roles.includes(r));
-    })
-    .join(" ");
+    }),
+  );
 }

@@ -50,36 +50,36 @@ export interface KeyManagerOptions {
 }
 
 export class KeyManager {
-  constructor(private readonly o: KeyManagerOptions) {}
+  constructor(private readonly options: KeyManagerOptions) {}
 
   /**
    * At start: with no key at all, create one that signs at once (no verifier can have cached
    * anything yet). With keys but none active (all revoked), do what a rotation would.
    */
   async ensureInitialKey(): Promise<AppliedAction[]> {
-    const existing = await this.o.store.list();
+    const existing = await this.options.store.list();
     if (existing.some((k) => k.state === "active")) return [];
     if (existing.length > 0) return this.rotate();
-    return this.o.store.transaction(async (tx) => {
+    return this.options.store.transaction(async (tx) => {
       const keys = await tx.list();
       if (keys.some((k) => k.state === "active")) return []; // another instance was first
       if (keys.length > 0) return [];
-      const key = await this.create(tx, this.o.signingAlg, "active");
+      const key = await this.create(tx, this.options.signingAlg, "active");
       return [{ action: "create_active", kid: key.kid, alg: key.alg, detail: "first key" }];
     });
   }
 
   /** The scheduled rotation: whatever is due now, repeated until nothing is. */
   async rotate(): Promise<AppliedAction[]> {
-    const before = await this.o.store.list();
-    const plan = planRotation(before, this.o.signingAlg, this.o.clock.now(), this.o.policy);
+    const before = await this.options.store.list();
+    const plan = planRotation(before, this.options.signingAlg, this.options.clock.now(), this.options.policy);
     // Creating a key usually means another right after (promote, then a new next key).
     if (plan.some((a) => a.type === "create_next" || a.type === "create_active" || a.type === "promote")) await this.pregenerate(2);
-    return this.o.store.transaction(async (tx) => {
+    return this.options.store.transaction(async (tx) => {
       const applied: AppliedAction[] = [];
       for (let round = 0; round < 6; round++) {
         const keys = await tx.list();
-        const plan = planRotation(keys, this.o.signingAlg, this.o.clock.now(), this.o.policy);
+        const plan = planRotation(keys, this.options.signingAlg, this.options.clock.now(), this.options.policy);
         if (plan.length === 0) return applied;
         for (const action of plan) applied.push(...(await this.apply(tx, keys, action)));
       }
@@ -90,9 +90,9 @@ export class KeyManager {
   /** Emergency: a new key signs immediately; every active key is retired (stays published). */
   async rotateNow(): Promise<AppliedAction[]> {
     await this.pregenerate(1);
-    return this.o.store.transaction(async (tx) => {
+    return this.options.store.transaction(async (tx) => {
       const keys = await tx.list();
-      const key = await this.create(tx, this.o.signingAlg, "active");
+      const key = await this.create(tx, this.options.signingAlg, "active");
       const applied: AppliedAction[] = [{ action: "create_active", kid: key.kid, alg: key.alg, detail: "emergency rotation" }];
       await this.step(applied.at(-1)!);
       for (const old of keys.filter((k) => k.state === "active")) applied.push(await this.retire(tx, old, "emergency rotation"));
@@ -106,16 +106,16 @@ export class KeyManager {
    */
   async revoke(kid: string): Promise<{ revoked: StoredKey | null; applied: AppliedAction[] }> {
     await this.pregenerate(1);
-    return this.o.store.transaction(async (tx) => {
+    return this.options.store.transaction(async (tx) => {
       const keys = await tx.list();
       const target = keys.find((k) => k.kid === kid) ?? null;
       if (!target) return { revoked: null, applied: [] };
       await tx.remove(kid);
       const applied: AppliedAction[] = [{ action: "revoke", kid, alg: target.alg, detail: `was ${target.state}` }];
-      await this.o.onEvent?.({ type: "key.revoked", kid, alg: target.alg, details: { previousState: target.state } });
+      await this.options.onEvent?.({ type: "key.revoked", kid, alg: target.alg, details: { previousState: target.state } });
       await this.step(applied[0]!);
       if (!keys.some((k) => k.kid !== kid && k.state === "active")) {
-        const key = await this.create(tx, this.o.signingAlg, "active");
+        const key = await this.create(tx, this.options.signingAlg, "active");
         applied.push({ action: "create_active", kid: key.kid, alg: key.alg, detail: "replaces the revoked key" });
       }
       return { revoked: target, applied };
@@ -123,8 +123,8 @@ export class KeyManager {
   }
 
   async list(): Promise<KeyInfo[]> {
-    const { policy } = this.o;
-    return (await this.o.store.list())
+    const { policy } = this.options;
+    return (await this.options.store.list())
       .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
       .map((k) => ({
         kid: k.kid,
@@ -140,7 +140,7 @@ export class KeyManager {
   }
 
   private async apply(tx: KeyStoreTx, keys: StoredKey[], action: KeyAction): Promise<AppliedAction[]> {
-    const now = this.o.clock.now();
+    const now = this.options.clock.now();
     switch (action.type) {
       case "create_next":
       case "create_active": {
@@ -153,7 +153,7 @@ export class KeyManager {
         // Activate first, then retire: a crash in between leaves two active keys (repaired by
         // the next run), never none.
         await tx.update(action.kid, { state: "active", activatedAt: now });
-        await this.o.onEvent?.({ type: "key.activated", kid: action.kid, alg: action.alg });
+        await this.options.onEvent?.({ type: "key.activated", kid: action.kid, alg: action.alg });
         const done: AppliedAction[] = [{ action: "promote", kid: action.kid, alg: action.alg }];
         await this.step(done[0]!);
         for (const kid of action.retire) {
@@ -169,8 +169,8 @@ export class KeyManager {
       case "remove": {
         const old = keys.find((k) => k.kid === action.kid);
         await tx.remove(action.kid);
-        const alg = old?.alg ?? this.o.signingAlg;
-        await this.o.onEvent?.({ type: "key.removed", kid: action.kid, alg });
+        const alg = old?.alg ?? this.options.signingAlg;
+        await this.options.onEvent?.({ type: "key.removed", kid: action.kid, alg });
         const done: AppliedAction = { action: "remove", kid: action.kid, alg, detail: old ? `was ${old.state}` : undefined };
         await this.step(done);
         return [done];
@@ -186,30 +186,30 @@ export class KeyManager {
   #spare: Array<Awaited<ReturnType<typeof generateKey>>> = [];
 
   private async pregenerate(count: number): Promise<void> {
-    while (this.#spare.length < count) this.#spare.push(await generateKey(this.o.signingAlg, "next", this.o.clock.now(), this.o.rsaModulusLength));
+    while (this.#spare.length < count) this.#spare.push(await generateKey(this.options.signingAlg, "next", this.options.clock.now(), this.options.rsaModulusLength));
   }
 
   private async create(tx: KeyStoreTx, alg: SigningAlg, state: "next" | "active"): Promise<StoredKey> {
-    const now = this.o.clock.now();
+    const now = this.options.clock.now();
     const spareIndex = this.#spare.findIndex((k) => k.alg === alg);
     const spare = spareIndex >= 0 ? this.#spare.splice(spareIndex, 1)[0] : undefined;
     const key: StoredKey = spare
       ? { ...spare, state, createdAt: now, activatedAt: state === "active" ? now : null, retiredAt: null }
-      : await generateKey(alg, state, now, this.o.rsaModulusLength);
+      : await generateKey(alg, state, now, this.options.rsaModulusLength);
     await tx.insert(key);
-    await this.o.onEvent?.({ type: "key.created", kid: key.kid, alg, details: { state } });
+    await this.options.onEvent?.({ type: "key.created", kid: key.kid, alg, details: { state } });
     return key;
   }
 
   private async retire(tx: KeyStoreTx, key: StoredKey, reason: string): Promise<AppliedAction> {
-    await tx.update(key.kid, { state: "retired", retiredAt: this.o.clock.now() });
-    await this.o.onEvent?.({ type: "key.retired", kid: key.kid, alg: key.alg, details: { reason } });
+    await tx.update(key.kid, { state: "retired", retiredAt: this.options.clock.now() });
+    await this.options.onEvent?.({ type: "key.retired", kid: key.kid, alg: key.alg, details: { reason } });
     const done: AppliedAction = { action: "retire", kid: key.kid, alg: key.alg, detail: reason };
     await this.step(done);
     return done;
   }
 
   private async step(done: AppliedAction): Promise<void> {
-    await this.o.afterStep?.(done);
+    await this.options.afterStep?.(done);
   }
 }

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Forbidden, InvalidGrant, OAuthError, Unauthorized } from "../../domain/errors.ts";
 import { passwordGrant } from "../../grants/password.ts";
 import { refreshTokenGrant } from "../../grants/refresh-token.ts";
-import type { GrantResult } from "../../grants/grant.ts";
+import { issueTokens, type GrantResult } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
 import { addressKey } from "../client-address.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
@@ -21,8 +21,8 @@ const credentialsBody = {
   },
 } as const;
 
-export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLimits): void {
-  const { config } = s;
+export function browserRoutes(app: FastifyInstance, services: Services, limits: RateLimits): void {
+  const { config } = services;
   const allowedOrigins = new Set(config.allowedOrigins);
 
   async function csrfGuard(request: FastifyRequest): Promise<void> {
@@ -47,7 +47,7 @@ export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLim
     const token = result.response.refresh_token;
     if (!token || !result.session) return;
     // The cookie lives exactly as long as the session can (absolute lifetime).
-    const maxAge = Math.max(0, Math.floor((result.session.expiresAt.getTime() - s.clock.now().getTime()) / 1000));
+    const maxAge = Math.max(0, Math.floor((result.session.expiresAt.getTime() - services.clock.now().getTime()) / 1000));
     reply.setCookie(cookieName, token, { ...cookieOptions, maxAge });
   }
 
@@ -57,7 +57,7 @@ export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLim
 
   async function webClient() {
     // The first-party client is public: identified, not authenticated.
-    return s.clients.authenticate({ clientId: config.webClientId, method: "none" });
+    return services.clients.authenticate({ clientId: config.webClientId, method: "none" });
   }
 
   const browserReply = (reply: FastifyReply, result: GrantResult) => {
@@ -72,7 +72,7 @@ export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLim
     if (!config.allowRegistration) throw new Forbidden("registration_disabled", "Registration is disabled.");
     await limits.register.hit(request);
     const { email, password } = request.body as { email: string; password: string };
-    const user = await s.users.register(email, password);
+    const user = await services.users.register(email, password);
     return reply.status(201).header("cache-control", "no-store").send({ id: user.id, email: user.email });
   });
 
@@ -80,7 +80,7 @@ export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLim
     const { email, password } = request.body as { email: string; password: string };
     await limits.password.hit(request);
     const client = await webClient();
-    const result = await passwordGrant.handle({ params: { username: email, password }, client, address: addressKey(request.ip) }, s);
+    const result = await issueTokens(passwordGrant, { params: { username: email, password }, client, address: addressKey(request.ip) }, services);
     return browserReply(reply, result);
   });
 
@@ -90,7 +90,7 @@ export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLim
     await limits.refresh.hit(request);
     const client = await webClient();
     try {
-      const result = await refreshTokenGrant.handle({ params: { refresh_token: presented }, client, address: addressKey(request.ip) }, s);
+      const result = await issueTokens(refreshTokenGrant, { params: { refresh_token: presented }, client, address: addressKey(request.ip) }, services);
       return browserReply(reply, result);
     } catch (err) {
       // A dead refresh token is of no use to the browser: drop the cookie with the error.
@@ -102,7 +102,7 @@ export function browserRoutes(app: FastifyInstance, s: Services, limits: RateLim
 
   app.post("/auth/logout", { onRequest: csrfGuard }, async (request, reply) => {
     const presented = request.cookies[cookieName];
-    if (presented) await s.sessions.revokeByToken(presented, "logout");
+    if (presented) await services.sessions.revokeByToken(presented, "logout");
     clearRefreshCookie(reply);
     return reply.status(204).header("cache-control", "no-store").send();
   });

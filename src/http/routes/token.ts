@@ -1,6 +1,6 @@
 // POST /oauth/token: RFC 6749 §3.2. Thin: parse, authenticate the client, run one grant.
 import type { FastifyInstance } from "fastify";
-import { assertRequired, grantFor } from "../../grants/index.ts";
+import { assertRequired, grantFor, issueTokens } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
 import { InvalidClient, InvalidRequest } from "../../domain/errors.ts";
 import { addressKey } from "../client-address.ts";
@@ -8,25 +8,25 @@ import { authenticateClient, claimedClientId } from "../client-auth.ts";
 import { readParams } from "../params.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
 
-export function tokenRoutes(app: FastifyInstance, s: Services, limits: RateLimits): void {
+export function tokenRoutes(app: FastifyInstance, services: Services, limits: RateLimits): void {
   app.post("/oauth/token", async (request, reply) => {
     const params = readParams(request.body);
     const grant = grantFor(params.grant_type);
     let client;
     try {
-      client = await authenticateClient(request, params, s, limits.clientAuthFailures);
+      client = await authenticateClient(request, params, services, limits.clientAuthFailures);
     } catch (err) {
       // A request whose client failed authentication is still judged for refresh token reuse
       // (not one refused by a rate limit: that says nothing about the token, and a legitimate
       // retry from a busy shared address must not revoke its session).
-      if (err instanceof InvalidClient || err instanceof InvalidRequest) await grant.onClientRejected?.(params, s, claimedClientId(request, params));
+      if (err instanceof InvalidClient || err instanceof InvalidRequest) await grant.onClientRejected?.(params, services, claimedClientId(request, params));
       throw err;
     }
     assertRequired(grant, params);
     // Per-address limits on the grants an attacker would repeat: password guesses, refreshes.
     if (grant.grantType === "password") await limits.password.hit(request);
     else if (grant.grantType === "refresh_token") await limits.refresh.hit(request);
-    const { response } = await grant.handle({ params, client, address: addressKey(request.ip) }, s);
+    const { response } = await issueTokens(grant, { params, client, address: addressKey(request.ip) }, services);
     // RFC 6749 §5.1: responses with tokens must not be cached.
     return reply.header("cache-control", "no-store").header("pragma", "no-cache").send(response);
   });

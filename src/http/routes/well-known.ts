@@ -12,31 +12,31 @@ function ifNoneMatch(header: string | undefined, etag: string): boolean {
   return header.split(",").some((t) => opaque(t) === opaque(etag));
 }
 
-/** The JWKS response, shared by the Fastify route and the socket fast path (app.ts). */
+/** The JWKS response, shared by the Fastify route and the socket fast path (http/jwks-fast-path.ts). */
 export function jwksResponse(
-  s: Pick<Services, "keys" | "config">,
+  services: Pick<Services, "keys" | "config">,
   ifNoneMatchHeader: string | undefined,
 ): { status: 200 | 304; headers: Record<string, string>; body: Buffer | null } {
   // Prepared bytes: the JWKS is rebuilt only when the key set changes.
-  const { body, etag } = s.keys.jwks;
+  const { body, etag } = services.keys.jwks;
   const headers = {
     // The socket fast path skips Fastify's hooks: the security headers travel with the response
     // (the same values the plugin sets on the route, Cross-Origin-Resource-Policy: cross-origin).
-    ...securityHeadersFor(s.config, "cross-origin"),
+    ...securityHeadersFor(services.config, "cross-origin"),
     "content-type": "application/jwk-set+json",
     // Public key material: any origin may read it (browser-based verifiers, tooling).
     "access-control-allow-origin": "*",
-    "cache-control": `public, max-age=${s.config.jwksMaxAge}`,
+    "cache-control": `public, max-age=${services.config.jwksMaxAge}`,
     etag,
   };
   return ifNoneMatch(ifNoneMatchHeader, etag) ? { status: 304, headers, body: null } : { status: 200, headers, body };
 }
 
-export function wellKnownRoutes(app: FastifyInstance, s: Services): void {
-  const { config } = s;
+export function wellKnownRoutes(app: FastifyInstance, services: Services): void {
+  const { config } = services;
 
   app.get("/.well-known/jwks.json", PUBLIC_DOCUMENT, async (request, reply) => {
-    const r = jwksResponse(s, request.headers["if-none-match"]);
+    const r = jwksResponse(services, request.headers["if-none-match"]);
     reply.status(r.status).headers(r.headers);
     return r.body ? reply.send(r.body) : reply.send();
   });

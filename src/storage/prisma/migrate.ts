@@ -21,24 +21,37 @@ export function projectRoot(): string {
   return dir;
 }
 
-export async function migrate(url: string): Promise<string> {
+/**
+ * Applies the pending migrations. Resolves with the names of the migrations this call applied,
+ * in order; [] when every migration was already applied (the usual case, which runs no CLI).
+ */
+export async function migrate(url: string): Promise<string[]> {
   const root = projectRoot();
   if (flavorOf(url) === "sqlite") {
     // Resolve a relative SQLite path against our cwd, not the CLI's, so both open one file.
     await fs.mkdir(path.dirname(sqlitePath(url)), { recursive: true });
     url = `file:${sqlitePath(url)}`;
   }
-  const migrations = path.join(root, "prisma", flavorOf(url), "migrations");
+  const wanted = await migrationNames(path.join(root, "prisma", flavorOf(url), "migrations"));
+  const pending = (applied: string[]) => wanted.filter((m) => !applied.includes(m));
+  /** migrate deploy, then the migrations finished now that were not before it */
+  const deploy = async (before: string[]) => {
+    await runMigrateDeploy(root, url);
+    const after = await finishedMigrations(url);
+    return pending(before).filter((m) => after.includes(m));
+  };
   // The usual case (every migration already applied) needs no CLI run: on Postgres the CLI
   // takes ~10 s (a timer in its wasm engine) and takes the migration lock.
-  if (await allApplied(url, migrations)) return "all migrations already applied";
-  if (flavorOf(url) === "postgres") return runMigrateDeploy(root, url);
+  const before = await finishedMigrations(url);
+  if (pending(before).length === 0) return [];
+  if (flavorOf(url) === "postgres") return deploy(before);
   // SQLite: Prisma's migrate deploy takes no lock there, and two processes migrating one new
   // file at once (two cron runs, a server and a cron run) make one of them fail. Serialise them
   // with a lock the OS drops if its holder dies, then look again: the first one may have done it.
-  return withSqliteMigrationLock(sqlitePath(url), async () =>
-    (await allApplied(url, migrations)) ? "all migrations already applied" : runMigrateDeploy(root, url),
-  );
+  return withSqliteMigrationLock(sqlitePath(url), async () => {
+    const locked = await finishedMigrations(url);
+    return pending(locked).length === 0 ? [] : deploy(locked);
+  });
 }
 
 /**
@@ -96,32 +109,36 @@ function runMigrateDeploy(root: string, url: string): Promise<string> {
   });
 }
 
-/** True when _prisma_migrations lists every migration folder as finished (and none failed). */
-async function allApplied(url: string, migrationsDir: string): Promise<boolean> {
-  const wanted = (await fs.readdir(migrationsDir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+/** The migration folders' names, in the order migrate deploy applies them. */
+async function migrationNames(migrationsDir: string): Promise<string[]> {
+  return (await fs.readdir(migrationsDir, { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
+}
+
+/** The migrations _prisma_migrations lists as finished (and not rolled back). */
+async function finishedMigrations(url: string): Promise<string[]> {
   const sql = `SELECT "migration_name" AS name FROM "_prisma_migrations" WHERE "finished_at" IS NOT NULL AND "rolled_back_at" IS NULL`;
-  let applied: string[];
   try {
     if (flavorOf(url) === "postgres") {
       const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
       await client.connect();
       try {
-        applied = (await client.query<{ name: string }>(sql)).rows.map((r) => r.name);
+        return (await client.query<{ name: string }>(sql)).rows.map((r) => r.name);
       } finally {
         await client.end();
       }
-    } else {
-      const file = sqlitePath(url);
-      if (!existsSync(file)) return false;
-      const db = new Database(file, { readonly: true, fileMustExist: true, timeout: 5000 });
-      try {
-        applied = (db.prepare(sql).all() as Array<{ name: string }>).map((r) => r.name);
-      } finally {
-        db.close();
-      }
+    }
+    const file = sqlitePath(url);
+    if (!existsSync(file)) return [];
+    const db = new Database(file, { readonly: true, fileMustExist: true, timeout: 5000 });
+    try {
+      return (db.prepare(sql).all() as Array<{ name: string }>).map((r) => r.name);
+    } finally {
+      db.close();
     }
   } catch {
-    return false; // no migrations table yet, or unreachable: let the CLI do (or report) it
+    return []; // no migrations table yet, or unreachable: let the CLI do (or report) it
   }
-  return wanted.every((m) => applied.includes(m));
 }
