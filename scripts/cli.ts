@@ -1,8 +1,10 @@
 // Admin CLI: npm run cli -- <command>. Talks to the database and key store directly, through
 // the same composition root as the server (never through HTTP).
-import { createClient, createUser, disableClient, disableUser, listClients, rotateClientSecret, UsageError } from "../src/admin/clients.ts";
+import { createClient, disableClient, listClients, rotateClientSecret } from "../src/admin/clients.ts";
 import { openAdmin, runMain, type AdminContext } from "../src/admin/context.ts";
-import { listKeys, revokeKey, rotateKeys, rotateKeysNow, sealKeys, type CommandResult } from "../src/admin/keys.ts";
+import { UsageError, type CommandResult } from "../src/admin/command.ts";
+import { listKeys, revokeKey, rotateKeys, rotateKeysNow, sealKeys } from "../src/admin/keys.ts";
+import { createUser, disableUser } from "../src/admin/users.ts";
 
 const USAGE = `usage: npm run cli -- <command> [--json]
 

@@ -75,8 +75,8 @@ export class PasswordHasher {
     const m = /^\$argon2id\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(hash);
     if (!m) return true; // another variant, or unparseable: replace it
     const [v, mem, t, p] = m.slice(1).map(Number) as [number, number, number, number];
-    const o = this.#options;
-    return v < 0x13 || mem < o.memoryCost || t < o.timeCost || p < o.parallelism;
+    const configured = this.#options;
+    return v < 0x13 || mem < configured.memoryCost || t < configured.timeCost || p < configured.parallelism;
   }
 
   /**

@@ -132,11 +132,11 @@ export async function registerRateLimits(app: FastifyInstance, config: Config, l
       count: async (req) => void (await check(req)),
     };
   };
-  const l = config.rateLimits;
+  const { rateLimits } = config;
   return {
-    password: limiter("password", l.password),
-    register: limiter("register", l.register),
-    refresh: limiter("refresh", l.refresh),
-    clientAuthFailures: limiter("client-auth", l.clientAuthFailures),
+    password: limiter("password", rateLimits.password),
+    register: limiter("register", rateLimits.register),
+    refresh: limiter("refresh", rateLimits.refresh),
+    clientAuthFailures: limiter("client-auth", rateLimits.clientAuthFailures),
   };
 }
