@@ -15,7 +15,7 @@ export interface TokenResponse {
 
 export interface GrantResult {
   response: TokenResponse;
-  /** the session (refresh family) behind a refresh token, for cookie lifetimes */
+  /** the session behind a refresh token, for cookie lifetimes */
   session?: SessionRecord;
 }
 

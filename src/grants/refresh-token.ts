@@ -19,7 +19,7 @@ export const refreshTokenGrant: Grant = {
   async handle({ params, client }, services) {
     let scope = "";
     const refresh = await services.sessions.rotate(params.refresh_token ?? "", client.id, (session, user) => {
-      // After the reuse verdict (a consumed token revokes its family whatever the client may do).
+      // After the reuse verdict (a consumed token revokes its session whatever the client may do).
       assertGrantAllowed(client, "refresh_token");
       // RFC 6749 §3.3: every refresh grants what the session was granted, narrowed to what the
       // client and the user may have *now*: a scope taken from the client, or a role taken from

@@ -42,7 +42,7 @@ export class Sessions {
     private readonly policy: SessionPolicy,
   ) {}
 
-  /** A login starts a new family with its first refresh token. */
+  /** A login starts a new session with its first refresh token. */
   async start(input: { userId: string; clientId: string; scope: string; refreshTokenTtl?: number | null }): Promise<IssuedRefreshToken> {
     const now = this.clock.now();
     const session: SessionRecord = {
@@ -66,7 +66,7 @@ export class Sessions {
    *
    * 1. A token of a revoked or ended session is refused (nothing left to protect).
    * 2. Reuse first (RFC 9700 §4.14.2): a consumed token that is not a grace retry by the client
-   *    it was issued to revokes the whole family, whatever else the request says (another
+   *    it was issued to revokes the whole session, whatever else the request says (another
    *    client_id, a bad scope): request checks must not let a thief probe a session for free.
    * 3. Then the request checks (client binding, disabled user, `check`, e.g. the scope), which
    *    refuse without consuming anything.
@@ -74,7 +74,7 @@ export class Sessions {
    *    (store.insertChild): a logout or reuse revocation committed after step 1 wins over it.
    *
    * Exactly one concurrent caller consumes a token (the store's unique parentId decides); the
-   * others get the same successor inside the grace window, or revoke the family outside it.
+   * others get the same successor inside the grace window, or revoke the session outside it.
    */
   async rotate(presented: string, clientId: string, check?: (session: SessionRecord, user: { roles: string[] }) => void): Promise<IssuedRefreshToken> {
     const lookup = await this.find(presented);
@@ -124,7 +124,7 @@ export class Sessions {
 
   /**
    * The reuse verdict for a request whose client failed authentication: a consumed refresh token
-   * outside its grace window is reuse whoever presents it; revokes the family and throws. A token
+   * outside its grace window is reuse whoever presents it; revokes the session and throws. A token
    * that could be a grace retry by the client it names (e.g. a legitimate client whose secret was
    * just rotated) is left alone: the request fails anyway and nothing was consumed.
    */
@@ -157,7 +157,7 @@ export class Sessions {
     return this.store.findSession(id);
   }
 
-  /** Revoke a whole session (logout of every token in the family). */
+  /** Revoke a whole session (logout: every refresh token of it stops working). */
   async revokeSession(session: SessionRecord, reason: string): Promise<void> {
     if (await this.store.revoke(session.id, reason, this.clock.now())) {
       await this.audit.record("session.revoked", {
@@ -169,7 +169,7 @@ export class Sessions {
     }
   }
 
-  /** Revoke the family a refresh token belongs to (logout). Unknown tokens are a no-op. */
+  /** Revoke the session a refresh token belongs to (logout). Unknown tokens are a no-op. */
   async revokeByToken(presented: string, reason: string): Promise<SessionRecord | null> {
     const lookup = await this.lookup(presented);
     if (!lookup) return null;
@@ -193,7 +193,7 @@ export class Sessions {
   }
 
   /**
-   * Grace: the presented token is the direct parent of the family's current token (its child
+   * Grace: the presented token is the direct parent of the session's current token (its child
    * is unconsumed), was consumed moments ago, and comes back from the client it was issued to,
    * e.g. a lost response or two tabs. Anything else with a consumed token is reuse.
    */
@@ -213,7 +213,7 @@ export class Sessions {
 
   /**
    * Reuse: RFC 9700 §4.14.2, the authorization server cannot tell the legitimate client from
-   * an attacker, so the whole family is revoked. Committed before the request fails.
+   * an attacker, so the whole session is revoked. Committed before the request fails.
    */
   private async revokeForReuse(
     { token, session }: RefreshTokenLookup,

@@ -11,7 +11,7 @@ export interface AccessTokenRequest {
   subject: string;
   clientId: string;
   scope: string;
-  /** session (refresh family) id; absent for client_credentials */
+  /** session id; absent for client_credentials */
   sessionId?: string;
   audience?: string | string[];
   roles?: string[];
