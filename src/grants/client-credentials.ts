@@ -3,7 +3,7 @@
 // `resource` parameter (or `audience`) when the client is allowed it.
 import { assertGrantAllowed, grantScope } from "../domain/clients/clients.ts";
 import { InvalidRequest, OAuthError, UnauthorizedClient } from "../domain/errors.ts";
-import type { Grant } from "./grant.ts";
+import { tokenResponse, type Grant } from "./grant.ts";
 
 /** RFC 8707 §2: the requested resource is not one this client may get tokens for. */
 class InvalidTarget extends OAuthError {
@@ -37,6 +37,6 @@ export const clientCredentialsGrant: Grant = {
       audience,
       ttl: client.accessTokenTtl,
     });
-    return { response: { access_token: access.token, token_type: "Bearer", expires_in: access.expiresIn, scope } };
+    return tokenResponse(access, scope);
   },
 };

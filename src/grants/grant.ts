@@ -2,6 +2,8 @@
 import type { GrantType } from "../domain/clients/grant-types.ts";
 import type { ClientRecord } from "../domain/clients/client-store.ts";
 import type { SessionRecord } from "../domain/sessions/session-store.ts";
+import type { IssuedRefreshToken } from "../domain/sessions/sessions.ts";
+import type { IssuedAccessToken } from "../domain/tokens/access-token.ts";
 import type { Services } from "../services.ts";
 
 /** RFC 6749 §5.1 successful response. */
@@ -11,6 +13,17 @@ export interface TokenResponse {
   expires_in: number;
   refresh_token?: string;
   scope: string;
+}
+
+/** The §5.1 response for an access token, and the session's refresh token when there is one. */
+export function tokenResponse(
+  access: Pick<IssuedAccessToken, "token" | "expiresIn">,
+  scope: string,
+  refresh?: Pick<IssuedRefreshToken, "session" | "refreshToken">,
+): GrantResult {
+  const head = { access_token: access.token, token_type: "Bearer", expires_in: access.expiresIn } as const;
+  if (!refresh) return { response: { ...head, scope } };
+  return { session: refresh.session, response: { ...head, refresh_token: refresh.refreshToken, scope } };
 }
 
 export interface GrantResult {

@@ -1,7 +1,7 @@
 // grant_type=password: RFC 6749 §4.3 (resource owner password credentials). RFC 9700 §2.4
 // deprecates it for third parties; Tessera offers it to first-party clients that are allowed it.
 import { assertGrantAllowed, grantScope, narrowScopeToUser } from "../domain/clients/clients.ts";
-import type { Grant } from "./grant.ts";
+import { tokenResponse, type Grant } from "./grant.ts";
 
 export const passwordGrant: Grant = {
   grantType: "password",
@@ -27,15 +27,6 @@ export const passwordGrant: Grant = {
       ttl: client.accessTokenTtl,
     });
     await services.audit.record("login.succeeded", { userId: user.id, clientId: client.id, sessionId: refresh.session.id });
-    return {
-      session: refresh.session,
-      response: {
-        access_token: access.token,
-        token_type: "Bearer",
-        expires_in: access.expiresIn,
-        refresh_token: refresh.refreshToken,
-        scope,
-      },
-    };
+    return tokenResponse(access, scope, refresh);
   },
 };

@@ -1,7 +1,7 @@
 // grant_type=refresh_token: RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
 import { assertGrantAllowed, narrowScopeToUser } from "../domain/clients/clients.ts";
 import { InvalidScope } from "../domain/errors.ts";
-import type { Grant } from "./grant.ts";
+import { tokenResponse, type Grant } from "./grant.ts";
 
 /** RFC 6749 §6: a refresh may narrow the scope, never widen it. */
 function narrowScope(sessionScope: string, requested: string | undefined): string {
@@ -36,16 +36,7 @@ export const refreshTokenGrant: Grant = {
       roles: refresh.roles,
       ttl: client.accessTokenTtl,
     });
-    return {
-      session: refresh.session,
-      response: {
-        access_token: access.token,
-        token_type: "Bearer",
-        expires_in: access.expiresIn,
-        refresh_token: refresh.refreshToken,
-        scope,
-      },
-    };
+    return tokenResponse(access, scope, refresh);
   },
   // Client authentication failed: a consumed refresh token in the request is still reuse.
   async onClientRejected(params, services, claimedClientId) {

@@ -2,9 +2,8 @@
 // rotation, revocation of a compromised key, and the listing an operator reads. Each runs in
 // one exclusive key-store transaction, so concurrent runs (two cron hosts) converge on one
 // active and one next key per algorithm.
-import type { SigningAlg } from "./signing-key.ts";
 import type { KeyStore, KeyStoreTx } from "./key-store.ts";
-import type { StoredKey } from "./signing-key.ts";
+import { keyMeta, type SigningAlg, type StoredKey } from "./signing-key.ts";
 import type { Clock } from "../clock.ts";
 import { generateKey } from "./generate.ts";
 import { activatableAt, planRotation, publishedUntil, rotationDueAt, type KeyAction, type KeyPolicy } from "./lifecycle.ts";
@@ -127,12 +126,7 @@ export class KeyManager {
     return (await this.options.store.list())
       .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
       .map((k) => ({
-        kid: k.kid,
-        alg: k.alg,
-        state: k.state,
-        createdAt: k.createdAt,
-        activatedAt: k.activatedAt,
-        retiredAt: k.retiredAt,
+        ...keyMeta(k),
         activatableAt: k.state === "next" ? activatableAt(k, policy) : null,
         rotationDueAt: rotationDueAt(k, policy),
         publishedUntil: publishedUntil(k, policy),

@@ -6,7 +6,7 @@
 // Every wait counts the instances' reload interval: a key is "published" only once every
 // instance serves it, and "no longer signing" only once every instance has reloaded.
 import { addSeconds } from "../clock.ts";
-import type { KeyState, SigningAlg } from "./signing-key.ts";
+import type { KeyMeta, KeyState, SigningAlg } from "./signing-key.ts";
 
 export interface KeyPolicy {
   /** Cache-Control max-age of the JWKS */
@@ -22,14 +22,7 @@ export interface KeyPolicy {
   rotationInterval: number;
 }
 
-export interface KeyMeta {
-  kid: string;
-  alg: SigningAlg;
-  state: KeyState;
-  createdAt: Date;
-  activatedAt: Date | null;
-  retiredAt: Date | null;
-}
+export type { KeyMeta };
 
 /** Earliest moment a `next` key may become `active`: every verifier cache already holds it. */
 export function activatableAt(key: KeyMeta, p: KeyPolicy): Date {

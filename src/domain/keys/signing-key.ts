@@ -21,8 +21,15 @@ export interface StoredKey {
   privateJwk: JWK;
 }
 
+/** What the lifecycle rules and the operator see of a key: everything but the key material. */
+export type KeyMeta = Omit<StoredKey, "privateJwk">;
+
+export function keyMeta(k: KeyMeta): KeyMeta {
+  return { kid: k.kid, alg: k.alg, state: k.state, createdAt: k.createdAt, activatedAt: k.activatedAt, retiredAt: k.retiredAt };
+}
+
 /** A signing key in memory: the private key imported once. */
-export interface SigningKey extends Omit<StoredKey, "privateJwk"> {
+export interface SigningKey extends KeyMeta {
   privateKey: CryptoKey | KeyObject;
   /** public JWK as exported; filtered again when published */
   publicJwk: JWK;
@@ -41,14 +48,5 @@ export function publicPart(jwk: JWK): JWK {
 export async function toSigningKey(k: StoredKey): Promise<SigningKey> {
   const privateKey = await importJWK(k.privateJwk, k.alg);
   if (privateKey instanceof Uint8Array) throw new Error(`key ${k.kid} is not an asymmetric key`);
-  return {
-    kid: k.kid,
-    alg: k.alg,
-    state: k.state,
-    createdAt: k.createdAt,
-    activatedAt: k.activatedAt,
-    retiredAt: k.retiredAt,
-    privateKey,
-    publicJwk: publicPart(k.privateJwk),
-  };
+  return { ...keyMeta(k), privateKey, publicJwk: publicPart(k.privateJwk) };
 }
