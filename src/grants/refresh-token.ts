@@ -1,16 +1,17 @@
 // grant_type=refresh_token: RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
 import { assertGrantAllowed, narrowScopeToUser } from "../domain/clients/clients.ts";
 import { InvalidScope } from "../domain/errors.ts";
+import { formatScope, parseScope } from "../domain/scope.ts";
 import { tokenResponse, type Grant } from "./grant.ts";
 
 /** RFC 6749 §6: a refresh may narrow the scope, never widen it. */
 function narrowScope(sessionScope: string, requested: string | undefined): string {
   if (requested === undefined || requested.trim() === "") return sessionScope;
-  const granted = sessionScope.split(" ").filter(Boolean);
-  const wanted = [...new Set(requested.split(" ").filter(Boolean))];
+  const granted = parseScope(sessionScope);
+  const wanted = parseScope(requested);
   const extra = wanted.filter((s) => !granted.includes(s));
-  if (extra.length > 0) throw new InvalidScope(`Scope exceeds what the session was granted: ${extra.join(" ").slice(0, 200)}.`);
-  return wanted.join(" ");
+  if (extra.length > 0) throw new InvalidScope(`Scope exceeds what the session was granted: ${formatScope(extra).slice(0, 200)}.`);
+  return formatScope(wanted);
 }
 
 export const refreshTokenGrant: Grant = {
@@ -25,7 +26,7 @@ export const refreshTokenGrant: Grant = {
       // client and the user may have *now*: a scope taken from the client, or a role taken from
       // the user, is gone from the next access token, and `scope` in the response says so.
       const requested = narrowScope(session.scope, params.scope);
-      const clientMay = requested.split(" ").filter((sc) => sc !== "" && client.scopes.includes(sc)).join(" ");
+      const clientMay = formatScope(parseScope(requested).filter((sc) => client.scopes.includes(sc)));
       scope = narrowScopeToUser(clientMay, user.roles, services.config.scopeRoles);
     });
     const access = await services.accessTokens.issue({
