@@ -17,6 +17,7 @@ COPY prisma.config.ts tsconfig.json tsconfig.build.json ./
 COPY prisma ./prisma
 COPY scripts ./scripts
 COPY src ./src
+# Writes prisma/postgres/schema.prisma (generated, not in git) and both Prisma clients.
 RUN node scripts/prisma-generate.mjs \
  && npm run build \
  && npm prune --omit=dev --no-audit --no-fund
