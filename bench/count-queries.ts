@@ -3,8 +3,6 @@
 // BENCH_DATABASE_URL or TEST_DATABASE_URL). Prints each operation's statements.
 import Database from "better-sqlite3";
 import type { DirectHandle } from "../src/storage/prisma/client.ts";
-import { loginThrottleStore } from "../src/storage/prisma/login-throttle.ts";
-import { refreshFastPath, type RefreshFastPath } from "../src/storage/prisma/fast-path.ts";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { PrismaBetterSqlite3 } from "@prisma/adapter-better-sqlite3";
@@ -16,9 +14,9 @@ import { PrismaClient as PostgresClient } from "../src/generated/postgres/client
 import { PrismaClient as SqliteClient } from "../src/generated/sqlite/client.ts";
 import { createLogger } from "../src/logger.ts";
 import { createServices } from "../src/services.ts";
-import { prismaStorage } from "../src/storage/prisma/index.ts";
+import { driverQueries, prismaStorage } from "../src/storage/prisma/index.ts";
 import { migrate } from "../src/storage/prisma/migrate.ts";
-import { makeTempDir, onCleanup, runCleanups } from "./lib/proc.ts";
+import { makeTempDir, runCleanups, runDatabase } from "./lib/proc.ts";
 
 const flavor = process.argv[2] === "postgres" ? "postgres" : "sqlite";
 const adminUrl = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || "";
@@ -30,20 +28,7 @@ async function main(): Promise<void> {
     url = `file:${path.join(dir, "count.db")}`;
   } else {
     if (!adminUrl) throw new Error("set BENCH_DATABASE_URL (or TEST_DATABASE_URL) for postgres");
-    const name = `bench_count_${randomBytes(4).toString("hex")}`;
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE "${name}"`);
-    await admin.end();
-    onCleanup(`DROP DATABASE ${name}`, async () => {
-      const c = new pg.Client({ connectionString: adminUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await c.end();
-    });
-    const u = new URL(adminUrl);
-    u.pathname = `/${name}`;
-    url = u.toString();
+    url = (await runDatabase(adminUrl, `bench_count_${randomBytes(4).toString("hex")}`)).url;
   }
   await migrate(url);
 
@@ -62,20 +47,24 @@ async function main(): Promise<void> {
 
   const config = loadConfig({ DATABASE_URL: url, KEYS_DIR: path.join(dir, "keys"), LOG_LEVEL: "silent" });
   const logger = createLogger("silent");
-  // The refresh hot path bypasses Prisma (src/storage/prisma/fast-path.ts): count its statements too.
+  // The login lookup and the refresh hot path bypass Prisma (src/storage/prisma/user-queries.ts,
+  // session-queries.ts): count their statements too.
   const direct: DirectHandle =
     flavor === "sqlite"
       ? { flavor: "sqlite", sqlite: new Database(url.slice(5), { timeout: 0 }) }
       : { flavor: "postgres", pool: new pg.Pool({ connectionString: url, max: 10 }) };
-  const inner = refreshFastPath(direct);
-  const fast: RefreshFastPath = {
-    findUserByEmail: (email) => (queries.push("[driver] SELECT user by email"), inner.findUserByEmail(email)),
-    startSession: (s, t) => (queries.push("[driver] INSERT session + first refresh token (one transaction)"), inner.startSession(s, t)),
-    findToken: (hash) => (queries.push("[driver] SELECT refresh token + session + successor"), inner.findToken(hash)),
-    insertChild: (c, now) => (queries.push("[driver] INSERT refresh token if the session is live"), inner.insertChild(c, now)),
-    close: () => inner.close(),
-  };
-  const storage = prismaStorage(db, flavor, fast, loginThrottleStore(direct));
+  const inner = driverQueries(direct);
+  const storage = prismaStorage(db, flavor, direct, {
+    users: {
+      findUserByEmail: (email) => (queries.push("[driver] SELECT user by email"), inner.users.findUserByEmail(email)),
+    },
+    sessions: {
+      startSession: (s, t) => (queries.push("[driver] INSERT session + first refresh token (one transaction)"), inner.sessions.startSession(s, t)),
+      findToken: (hash) => (queries.push("[driver] SELECT refresh token + session + successor"), inner.sessions.findToken(hash)),
+      insertChild: (c, now) => (queries.push("[driver] INSERT refresh token if the session is live"), inner.sessions.insertChild(c, now)),
+    },
+    loginThrottle: inner.loginThrottle,
+  });
   const services = await createServices(config, logger, { storage });
   const app = await buildApp(services, logger);
   await app.ready();
@@ -110,7 +99,8 @@ async function main(): Promise<void> {
   await measure("reuse of a rotated token", () => app.inject(form({ grant_type: "refresh_token", refresh_token: tokens[0]!, client_id: "web" })));
   await measure("GET /.well-known/jwks.json", () => app.inject({ method: "GET", url: "/.well-known/jwks.json" }));
   await app.close();
-  await db.$disconnect();
+  // Prisma and the direct handle: an open pool would outlive the database dropped at cleanup.
+  await storage.close();
 }
 
 try {

@@ -5,7 +5,7 @@ import { buildMetricsApp, metricsOnPublicListener } from "./http/routes/metrics.
 import { createLogger } from "./logger.ts";
 import { pruneExpired } from "./domain/retention.ts";
 import { createServices } from "./services.ts";
-import { KeyStoreError } from "./storage/keys-file.ts";
+import { KeyStoreError } from "./storage/key-store-error.ts";
 import { migrate } from "./storage/prisma/migrate.ts";
 
 async function main(): Promise<void> {

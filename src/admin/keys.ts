@@ -2,13 +2,10 @@
 // text to print and a JSON value for --json.
 import { pruneExpired, type PruneCounts } from "../domain/retention.ts";
 import type { AppliedAction, KeyInfo } from "../domain/keys/key-manager.ts";
+import type { CommandResult } from "./command.ts";
 import { summarize, type AdminContext } from "./context.ts";
-import { FileKeyStore } from "../storage/keys-file.ts";
+import { FileKeyStore } from "../storage/file-key-store.ts";
 
-export interface CommandResult {
-  text: string;
-  json: unknown;
-}
 
 const iso = (d: Date | null) => (d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "-");
 

@@ -2,8 +2,9 @@
 // generated clients (the provider is fixed per schema); their model APIs are identical, so
 // the rest of storage/prisma is written once against the SQLite client's type.
 //
-// Next to Prisma, each database gets a direct driver handle for the refresh hot path
-// (fast-path.ts): on Postgres the very pool the adapter uses, on SQLite a second connection.
+// Next to Prisma, each database gets a direct driver handle for the hot paths that bypass the ORM
+// (session-queries.ts, user-queries.ts, login-throttle.ts): on Postgres the very pool the adapter
+// uses, on SQLite a second connection.
 import fs from "node:fs";
 import path from "node:path";
 import { PrismaBetterSqlite3 } from "@prisma/adapter-better-sqlite3";
@@ -56,9 +57,15 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db:
   await db.$queryRawUnsafe("PRAGMA synchronous = NORMAL");
   await db.$queryRawUnsafe("PRAGMA foreign_keys = ON");
   // The second connection never waits inside SQLite (that would block the event loop while
-  // Prisma's connection holds the write lock across awaits); fast-path.ts retries instead.
+  // Prisma's connection holds the write lock across awaits); retryWhileBusy (driver.ts) retries instead.
   const sqlite = new Database(file, { timeout: 0 });
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
   return { db, flavor: "sqlite", direct: { flavor: "sqlite", sqlite } };
+}
+
+/** Closes the direct driver handle (after Prisma's own disconnect: on Postgres they share the pool). */
+export async function closeDirect(direct: DirectHandle): Promise<void> {
+  if (direct.flavor === "sqlite") direct.sqlite.close();
+  else await direct.pool.end();
 }

@@ -13,7 +13,7 @@ import type pg from "pg";
 import type { FailureHistory } from "../../domain/credentials/throttle.ts";
 import type { LoginAttempt, LoginThrottleStore } from "../../domain/credentials/throttle.ts";
 import type { DirectHandle } from "./client.ts";
-import { date, pgEpochMs, pgTimestamp, retryWhileBusy, sqliteTimestamp } from "./fast-path.ts";
+import { date, pgEpochMs, pgTimestamp, retryWhileBusy, sqliteTimestamp } from "./driver.ts";
 
 type P = (n: number) => string;
 

@@ -12,7 +12,9 @@ import type { SigningAlg } from "../../src/domain/keys/signing-key.ts";
 import { toSigningKey } from "../../src/domain/keys/signing-key.ts";
 import { KeyManager } from "../../src/domain/keys/key-manager.ts";
 import { createServices, keyPolicy } from "../../src/services.ts";
-import { FileKeyStore, KeyStoreError, loadOrCreateSecret } from "../../src/storage/keys-file.ts";
+import { FileKeyStore } from "../../src/storage/file-key-store.ts";
+import { KeyStoreError } from "../../src/storage/key-store-error.ts";
+import { loadOrCreateSecret } from "../../src/storage/secret-file.ts";
 import type { ClientRecord } from "../../src/domain/clients/client-store.ts";
 import type { Storage } from "../../src/storage/storage.ts";
 

@@ -5,18 +5,16 @@
 import type Database from "better-sqlite3";
 import type pg from "pg";
 import type { ConsumeOutcome, RefreshTokenLookup, RefreshTokenRecord, SessionRecord } from "../../domain/sessions/session-store.ts";
-import type { UserRecord } from "../../domain/credentials/user-store.ts";
 import type { DirectHandle } from "./client.ts";
+import { date, pgEpochMs, pgTimestamp, retryWhileBusy, sqliteTimestamp } from "./driver.ts";
+import { splitList } from "./lists.ts";
 
-export interface RefreshFastPath {
-  /** login: the user by (normalised) email */
-  findUserByEmail(email: string): Promise<UserRecord | null>;
+export interface SessionQueries {
   /** login: the session and its first refresh token, atomically */
   startSession(session: SessionRecord, first: RefreshTokenRecord): Promise<void>;
   findToken(hash: string): Promise<RefreshTokenLookup | null>;
   /** the consume: see SessionStore.insertChild */
   insertChild(child: RefreshTokenRecord, now: Date): Promise<ConsumeOutcome>;
-  close(): Promise<void>;
 }
 
 interface Row {
@@ -42,8 +40,6 @@ interface Row {
   g_id: string | null;
 }
 
-export const date = (v: string | number): Date => new Date(typeof v === "string" && /^\d+(\.\d+)?$/.test(v) ? Number(v) : v);
-
 function toLookup(r: Row): RefreshTokenLookup {
   return {
     token: { id: r.id, sessionId: r.sessionId, hash: r.hash, parentId: r.parentId, createdAt: date(r.createdAt), expiresAt: date(r.expiresAt) },
@@ -57,7 +53,7 @@ function toLookup(r: Row): RefreshTokenLookup {
       revokedAt: r.s_revokedAt === null ? null : date(r.s_revokedAt),
       revokedReason: r.s_revokedReason,
     },
-    user: { roles: r.u_roles.split(" ").filter(Boolean), disabledAt: r.u_disabledAt === null ? null : date(r.u_disabledAt) },
+    user: { roles: splitList(r.u_roles), disabledAt: r.u_disabledAt === null ? null : date(r.u_disabledAt) },
     child:
       r.c_id === null
         ? null
@@ -105,59 +101,13 @@ function consumeSql(p: (n: number) => string, ts: (n: number) => string, lock: s
 }
 const SESSION_COLUMNS = `"id", "userId", "clientId", "scope", "createdAt", "expiresAt"`;
 
-interface UserRow {
-  id: string;
-  email: string;
-  passwordHash: string;
-  roles: string;
-  createdAt: string | number;
-  disabledAt: string | number | null;
-}
-
-const userSql = (ts: (col: string) => string, param: string) =>
-  `SELECT "id", "email", "passwordHash", "roles", ${ts('"createdAt"')} AS "createdAt", ${ts('"disabledAt"')} AS "disabledAt" FROM "User" WHERE "email" = ${param}`;
-
-const toUser = (r: UserRow): UserRecord => ({
-  id: r.id,
-  email: r.email,
-  passwordHash: r.passwordHash,
-  roles: r.roles.split(" ").filter(Boolean),
-  createdAt: date(r.createdAt),
-  disabledAt: r.disabledAt === null ? null : date(r.disabledAt),
-});
-
 // ---- SQLite ----
 
-/** The text format Prisma writes for DateTime in SQLite; both must compare as strings. */
-export const sqliteTimestamp = (d: Date): string => d.toISOString().replace("Z", "+00:00");
-
-const isBusy = (err: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(String((err as { code?: unknown }).code ?? ""));
-
-export async function retryWhileBusy<T>(op: () => T): Promise<T> {
-  const deadline = Date.now() + 5000;
-  for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
-    try {
-      return op();
-    } catch (err) {
-      // Another connection holds the write lock: yield to the event loop (it may be Prisma's
-      // own transaction in this process) and try again, up to the same 5 s busy timeout.
-      if (!isBusy(err) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-}
-
-function sqliteFastPath(sqlite: Database.Database): RefreshFastPath {
+function sqliteSessionQueries(sqlite: Database.Database): SessionQueries {
   let select: Database.Statement | undefined;
   let insert: Database.Statement | undefined;
-  let user: Database.Statement | undefined;
   let start: ((s: SessionRecord, t: RefreshTokenRecord) => void) | undefined;
   return {
-    async findUserByEmail(email) {
-      user ??= sqlite.prepare(userSql((c) => c, "?"));
-      const row = await retryWhileBusy(() => user!.get(email) as UserRow | undefined);
-      return row ? toUser(row) : null;
-    },
     async startSession(session, first) {
       if (!start) {
         const insertSession = sqlite.prepare(`INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`);
@@ -187,20 +137,12 @@ function sqliteFastPath(sqlite: Database.Database): RefreshFastPath {
         throw err;
       }
     },
-    async close() {
-      sqlite.close();
-    },
   };
 }
 
 // ---- Postgres ----
 
-/** Prisma stores UTC wall time in timestamp(3) (no zone): read it back as epoch ms. */
-export const pgEpochMs = (col: string) => `(EXTRACT(EPOCH FROM ${col}) * 1000)::float8`;
-/** ...and write UTC wall time the same way (an ISO string without offset). */
-export const pgTimestamp = (d: Date): string => d.toISOString().replace("Z", "");
-
-function postgresFastPath(pool: pg.Pool): RefreshFastPath {
+function postgresSessionQueries(pool: pg.Pool): SessionQueries {
   const select = { name: "tessera_find_refresh_token", text: selectSql(pgEpochMs, "$1") };
   const consumeText = consumeSql((n) => `$${n}`, (n) => `$${n}::timestamp`, " FOR SHARE OF s");
   // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip.
@@ -208,10 +150,6 @@ function postgresFastPath(pool: pg.Pool): RefreshFastPath {
       INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp) RETURNING "id")
     INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) SELECT $7, s."id", $8, NULL, $9::timestamp, $10::timestamp FROM s`;
   return {
-    async findUserByEmail(email) {
-      const { rows } = await pool.query<UserRow>({ name: "tessera_find_user", text: userSql(pgEpochMs, "$1"), values: [email] });
-      return rows[0] ? toUser(rows[0]) : null;
-    },
     async startSession(session, first) {
       await pool.query({
         name: "tessera_start_session",
@@ -247,12 +185,9 @@ function postgresFastPath(pool: pg.Pool): RefreshFastPath {
         throw err;
       }
     },
-    async close() {
-      await pool.end();
-    },
   };
 }
 
-export function refreshFastPath(direct: DirectHandle): RefreshFastPath {
-  return direct.flavor === "sqlite" ? sqliteFastPath(direct.sqlite) : postgresFastPath(direct.pool);
+export function sessionQueries(direct: DirectHandle): SessionQueries {
+  return direct.flavor === "sqlite" ? sqliteSessionQueries(direct.sqlite) : postgresSessionQueries(direct.pool);
 }

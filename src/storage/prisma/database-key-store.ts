@@ -7,7 +7,7 @@ import type { JWK } from "jose";
 import { SIGNING_ALGS } from "../../domain/keys/signing-key.ts";
 import type { KeyState } from "../../domain/keys/signing-key.ts";
 import { seal, unseal, type SealedKey } from "../../domain/keys/sealing.ts";
-import { KeyStoreError } from "../keys-file.ts";
+import { KeyStoreError } from "../key-store-error.ts";
 import type { KeyStore, KeyStoreTx } from "../../domain/keys/key-store.ts";
 import type { StoredKey } from "../../domain/keys/signing-key.ts";
 import type { Db } from "./client.ts";

@@ -1,0 +1,42 @@
+// The AuditStore on Prisma.
+import type { AuditEventRecord, AuditStore } from "../../domain/audit-store.ts";
+import type { Db } from "./client.ts";
+
+const PRUNE_CHUNK = 2000;
+
+export function prismaAuditStore(db: Db): AuditStore {
+  return {
+    async record(e: AuditEventRecord) {
+      await db.auditEvent.create({
+        data: {
+          id: e.id,
+          type: e.type,
+          at: e.at,
+          userId: e.userId ?? null,
+          clientId: e.clientId ?? null,
+          sessionId: e.sessionId ?? null,
+          details: JSON.stringify(e.details ?? {}),
+        },
+      });
+    },
+    async list(filter) {
+      const rows = await db.auditEvent.findMany({
+        where: { type: filter.type, sessionId: filter.sessionId },
+        orderBy: { at: "asc" },
+        take: filter.limit ?? 100,
+      });
+      return rows.map((r) => ({ ...r, details: JSON.parse(r.details) as Record<string, unknown> }));
+    },
+    async prune(before) {
+      // Chunks of PRUNE_CHUNK: one huge DELETE would hold SQLite's writer lock (and bloat a
+      // Postgres transaction) long enough to stall logins behind it.
+      let total = 0;
+      for (;;) {
+        const ids = (await db.auditEvent.findMany({ where: { at: { lt: before } }, select: { id: true }, take: PRUNE_CHUNK })).map((r) => r.id);
+        if (ids.length === 0) return total;
+        total += (await db.auditEvent.deleteMany({ where: { id: { in: ids } } })).count;
+        if (ids.length < PRUNE_CHUNK) return total;
+      }
+    },
+  };
+}

@@ -1,0 +1,70 @@
+// The SessionStore on Prisma. The refresh hot path (findToken, insertChild) and login's session
+// start run on the driver directly (session-queries.ts): one read (token + session + child) and
+// one INSERT whose unique parentId arbitrates concurrent consumers.
+import type { SessionStore } from "../../domain/sessions/session-store.ts";
+import type { Db } from "./client.ts";
+import type { SessionQueries } from "./session-queries.ts";
+
+const tokenFields = {
+  id: true,
+  sessionId: true,
+  hash: true,
+  parentId: true,
+  createdAt: true,
+  expiresAt: true,
+} as const;
+
+export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStore {
+  return {
+    // Login's session + first token run on the driver, in one transaction (session-queries.ts).
+    start: (session, first) => queries.startSession(session, first),
+
+    findToken: (hash) => queries.findToken(hash),
+
+    insertChild: (child, now) => queries.insertChild(child, now),
+
+    async findChildOf(parentId) {
+      const r = await db.refreshToken.findUnique({
+        where: { parentId },
+        select: { ...tokenFields, child: { select: { id: true } } },
+      });
+      if (!r) return null;
+      const { child, ...token } = r;
+      return { token, consumed: child !== null };
+    },
+
+    async findSession(id) {
+      return db.session.findUnique({ where: { id } });
+    },
+
+    async revoke(sessionId, reason, at) {
+      // Conditional update: of concurrent revokers exactly one sees count 1.
+      const { count } = await db.session.updateMany({
+        where: { id: sessionId, revokedAt: null },
+        data: { revokedAt: at, revokedReason: reason },
+      });
+      return count === 1;
+    },
+
+    async revokeAllForUser(userId, reason, at) {
+      const { count } = await db.session.updateMany({
+        where: { userId, revokedAt: null },
+        data: { revokedAt: at, revokedReason: reason },
+      });
+      return count;
+    },
+
+    async pruneDead(now, revokedBefore) {
+      const { count } = await db.session.deleteMany({
+        where: {
+          OR: [
+            { expiresAt: { lt: now } },
+            { revokedAt: { lt: revokedBefore } },
+            { refreshTokens: { none: { expiresAt: { gte: now } } } },
+          ],
+        },
+      });
+      return { sessions: count };
+    },
+  };
+}

@@ -1,0 +1,43 @@
+// The UserStore on Prisma; login's lookup by email runs on the driver (user-queries.ts).
+import { EmailTakenError, type UserRecord, type UserStore } from "../../domain/credentials/user-store.ts";
+import type { Db } from "./client.ts";
+import { isUniqueViolation } from "./errors.ts";
+import { joinList, splitList } from "./lists.ts";
+import type { UserQueries } from "./user-queries.ts";
+
+type UserRow = Omit<UserRecord, "roles"> & { roles: string };
+const toUser = ({ id, email, passwordHash, roles, createdAt, disabledAt }: UserRow): UserRecord => ({
+  id,
+  email,
+  passwordHash,
+  roles: splitList(roles),
+  createdAt,
+  disabledAt,
+});
+
+export function prismaUserStore(db: Db, queries: UserQueries): UserStore {
+  return {
+    // Login's lookup runs on the driver (user-queries.ts).
+    findByEmail: (email) => queries.findUserByEmail(email),
+    async findById(id) {
+      const r = await db.user.findUnique({ where: { id } });
+      return r ? toUser(r) : null;
+    },
+    async create(user) {
+      try {
+        await db.user.create({ data: { ...user, roles: joinList(user.roles) } });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new EmailTakenError();
+        throw err;
+      }
+    },
+    async updatePasswordHash(id, passwordHash) {
+      await db.user.update({ where: { id }, data: { passwordHash } });
+    },
+    async disable(email, at) {
+      await db.user.updateMany({ where: { email, disabledAt: null }, data: { disabledAt: at } });
+      const r = await db.user.findUnique({ where: { email } });
+      return r ? toUser(r) : null;
+    },
+  };
+}
