@@ -77,6 +77,39 @@ export class Accumulator {
   }
 }
 
+/** How a comparison is measured. */
+export interface Plan {
+  /** measured seconds per side */
+  seconds: number;
+  /** ...taken in this many alternating slices */
+  slices: number;
+  /** warm-up seconds per side before the first slice (0 = none) */
+  warmup: number;
+}
+
+/** One side of a comparison: runs a measurement slice of the given length. */
+export interface Side {
+  run(seconds: number): Promise<Slice>;
+}
+
+/**
+ * Warm both sides up, then measure `seconds` per side in `slices` alternating slices (ABBA
+ * order), so a change in background load hits both sides alike.
+ */
+export async function alternate(base: Side, subject: Side, plan: Plan): Promise<{ base: Accumulator; subject: Accumulator }> {
+  if (plan.warmup > 0) {
+    await base.run(plan.warmup);
+    await subject.run(plan.warmup);
+  }
+  const per = plan.seconds / plan.slices;
+  const acc = { base: new Accumulator(), subject: new Accumulator() };
+  for (let i = 0; i < plan.slices; i++) {
+    const order = i % 2 === 0 ? (["base", "subject"] as const) : (["subject", "base"] as const);
+    for (const k of order) acc[k].add(await (k === "base" ? base : subject).run(per));
+  }
+  return acc;
+}
+
 /**
  * `concurrency` loops calling op() until `seconds` have passed; counts completions inside
  * the window; op() returning false (or throwing) is a failure.

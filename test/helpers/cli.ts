@@ -1,28 +1,14 @@
 // The admin scripts as an operator (or cron) runs them: `node --import tsx scripts/<name>.ts`
 // in a child process with an explicit environment. Every child is tracked; killAllScripts() in
-// afterEach/afterAll leaves nothing running.
-import { spawn, type ChildProcess } from "node:child_process";
-import { killAll, ROOT } from "./process.ts";
+// afterEach/afterAll leaves nothing running. Shared by test/ and bench/ (no vitest imports here).
+import { baseEnv, killAll, spawnNode, type Exit, type NodeChild } from "./process.ts";
 
-export interface ScriptResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
+export interface ScriptResult extends Exit {
   stdout: string;
   stderr: string;
 }
 
-const running = new Set<ChildProcess>();
-process.once("exit", () => {
-  for (const c of running) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-});
-
-/** Only what the scripts need from the parent environment; the rest is explicit. */
-function baseEnv(): Record<string, string> {
-  const keep = ["PATH", "HOME", "TMPDIR", "LANG", "SYSTEMROOT"];
-  const env: Record<string, string> = {};
-  for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k]!;
-  return env;
-}
+const running = new Set<NodeChild>();
 
 export type Script = "rotate-keys" | "cli";
 
@@ -30,33 +16,20 @@ export type Script = "rotate-keys" | "cli";
  * Runs scripts/<script>.ts with `args` and resolves with its exit and output. A script still
  * running after `timeoutMs` is killed and the promise rejects ("does not hang", not a speed bound).
  */
-export function runScript(script: Script, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<ScriptResult> {
-  const child = spawn(process.execPath, ["--import", "tsx", `scripts/${script}.ts`, ...args], {
-    cwd: ROOT,
+export async function runScript(script: Script, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<ScriptResult> {
+  const what = `${script} ${args.join(" ")}`;
+  const child = spawnNode(what, ["--import", "tsx", `scripts/${script}.ts`, ...args], {
     env: { ...baseEnv(), LOG_LEVEL: "warn", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+    group: running,
   });
-  running.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${script} ${args.join(" ")} still running after ${timeoutMs} ms\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`));
-    }, timeoutMs);
-    child.once("error", (err) => {
-      clearTimeout(timer);
-      running.delete(child);
-      reject(err);
-    });
-    child.once("close", (code, signal) => {
-      clearTimeout(timer);
-      running.delete(child);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  let exit: Exit;
+  try {
+    exit = await child.exited(timeoutMs);
+  } catch {
+    await child.kill();
+    throw new Error(`${what} still running after ${timeoutMs} ms\n--- stdout ---\n${child.stdoutText()}\n--- stderr ---\n${child.stderr}`);
+  }
+  return { ...exit, stdout: child.stdoutText(), stderr: child.stderr };
 }
 
 /** `npm run cli -- <args>` */

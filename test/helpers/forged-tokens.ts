@@ -1,7 +1,6 @@
 // Tokens a resource server must refuse, built the way an attacker (or a confused client) would:
 // by hand, with a key of their own, with the issuer's public key as an HMAC secret, or with the
 // issuer's real key but the wrong claims. Used by the verifier and resource-server tests.
-import net from "node:net";
 import {
   exportJWK,
   exportSPKI,
@@ -18,18 +17,6 @@ import type { TestIssuer } from "./issuer.ts";
 
 export const b64url = (data: string | Buffer) => Buffer.from(data).toString("base64url");
 const epoch = (d: Date) => Math.floor(d.getTime() / 1000);
-
-/** A port free right now (the issuer's ISSUER must name it before it listens). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export async function publishedJwks(issuer: TestIssuer): Promise<JSONWebKeySet> {
   const res = await issuer.app.inject({ method: "GET", url: "/.well-known/jwks.json" });

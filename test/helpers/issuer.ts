@@ -1,20 +1,19 @@
 // Test harness: a real issuer (real database, real keys, real argon2) behind app.inject(),
 // with a fake clock and captured logs. One database per call, cloned from the run's template.
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { createLocalJWKSet, jwtVerify, type JWTPayload } from "jose";
-import pg from "pg";
 import { describe, inject } from "vitest";
 import { buildApp } from "../../src/app.ts";
 import { loadConfig, type Config } from "../../src/config.ts";
-import { FakeClock } from "../../src/domain/clock.ts";
+import { FakeClock } from "./fake-clock.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createServices, type Services } from "../../src/services.ts";
 import { openPrismaStorage, type PrismaStorage } from "../../src/storage/prisma/index.ts";
-import { withDatabase } from "../setup/databases.ts";
+import { createPgDatabase, tempSqliteDatabase, type TempDatabase } from "./databases.ts";
 
 export type Flavor = "sqlite" | "postgres";
 
@@ -31,41 +30,12 @@ export function describeEachDb(name: string, body: (flavor: Flavor) => void): vo
 let counter = 0;
 
 /** A fresh, migrated, empty database; `drop` removes it. */
-export async function freshDatabase(flavor: Flavor): Promise<{ url: string; drop: () => Promise<void> }> {
-  if (flavor === "sqlite") {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "tessera-db-"));
-    const file = path.join(dir, "test.db");
-    copyFileSync(inject("sqliteTemplate"), file);
-    return { url: `file:${file}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
-  }
+export async function freshDatabase(flavor: Flavor): Promise<TempDatabase> {
+  if (flavor === "sqlite") return tempSqliteDatabase("tessera-db-", { copyOf: inject("sqliteTemplate") });
   const info = inject("postgres");
   if (!info) throw new Error("Postgres is not configured for this run");
   const name = `${info.prefix}_${process.pid}_${++counter}_${Math.random().toString(36).slice(2, 8)}`;
-  const admin = new pg.Client({ connectionString: info.adminUrl });
-  await admin.connect();
-  try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await admin.query(`CREATE DATABASE "${name}" TEMPLATE "${info.template}"`);
-        break;
-      } catch (err) {
-        // Two workers cloning the same template at the same instant: wait and retry.
-        if (attempt > 20 || !/being accessed by other users/.test((err as Error).message)) throw err;
-        await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
-      }
-    }
-  } finally {
-    await admin.end();
-  }
-  return {
-    url: withDatabase(info.adminUrl, name),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: info.adminUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  return createPgDatabase(info.adminUrl, name, { template: info.template });
 }
 
 /** Collects every log line the issuer writes. */
@@ -195,14 +165,21 @@ export async function login(app: FastifyInstance): Promise<TokenPair & { userId:
   return { ...(res.json() as TokenPair), userId: user.id, email: user.email };
 }
 
+export interface VerifyOptions {
+  /** default: the issuer's signing algorithm */
+  algorithms?: string[];
+  /** default: the issuer's ACCESS_TOKEN_AUDIENCE */
+  audience?: string;
+}
+
 /** Verify an access token the way a microservice must: JWKS from the issuer, every check pinned. */
-export async function verifyAccessToken(issuer: TestIssuer, token: string, algorithms = [issuer.config.signingAlg]): Promise<JWTPayload> {
+export async function verifyAccessToken(issuer: TestIssuer, token: string, opts: VerifyOptions = {}): Promise<JWTPayload> {
   const jwksRes = await issuer.app.inject({ method: "GET", url: "/.well-known/jwks.json" });
   const jwks = createLocalJWKSet(jwksRes.json());
   const { payload } = await jwtVerify(token, jwks, {
-    algorithms,
+    algorithms: opts.algorithms ?? [issuer.config.signingAlg],
     issuer: issuer.config.issuer,
-    audience: issuer.config.accessTokenAudience,
+    audience: opts.audience ?? issuer.config.accessTokenAudience,
     typ: "at+jwt",
     currentDate: issuer.clock.now(),
   });

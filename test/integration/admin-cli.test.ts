@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { LightMyRequestResponse } from "fastify";
-import { createLocalJWKSet, jwtVerify } from "jose";
 import { afterAll, afterEach, beforeEach, expect, it } from "vitest";
 import { describeResult, killAllScripts, runCli, type ScriptResult } from "../helpers/cli.ts";
 import {
@@ -81,18 +80,6 @@ describeEachDb("admin CLI: clients and users", (flavor) => {
     return issuer.app.inject({ method: "POST", url: "/oauth/token", headers: { ...f.headers, authorization: basic(id, secret) }, payload: f.payload });
   }
 
-  async function verifyFor(token: string, audience: string) {
-    const jwks = createLocalJWKSet((await issuer.app.inject({ method: "GET", url: "/.well-known/jwks.json" })).json());
-    const { payload } = await jwtVerify(token, jwks, {
-      algorithms: [issuer.config.signingAlg],
-      issuer: issuer.config.issuer,
-      audience,
-      typ: "at+jwt",
-      currentDate: issuer.clock.now(),
-    });
-    return payload;
-  }
-
   it("clients create --confidential --json: one JSON object with a 256-bit secret, stored only as a hash; the issuer accepts it; rotate-secret and disable take effect", async () => {
     const created = await runCli(
       ["clients", "create", "--name", "billing", "--confidential", "--grant-types", "client_credentials", "--scopes", "read,write", "--audience", "billing-api", "--json"],
@@ -133,7 +120,7 @@ describeEachDb("admin CLI: clients and users", (flavor) => {
     const body = ok.json() as { access_token: string; scope: string; refresh_token?: string };
     expect(body.scope.split(" ").sort()).toEqual(["read", "write"]);
     expect(body).not.toHaveProperty("refresh_token");
-    const claims = await verifyFor(body.access_token, "billing-api");
+    const claims = await verifyAccessToken(issuer, body.access_token, { audience: "billing-api" });
     expect(claims).toMatchObject({ sub: c.client_id, client_id: c.client_id, aud: "billing-api" });
     expect(errorOf(await clientCredentials(c.client_id, secret, { resource: "payroll-api" })).error).toBe("invalid_target");
 

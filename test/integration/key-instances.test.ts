@@ -8,7 +8,7 @@ import { readdirSync } from "node:fs";
 import { decodeProtectedHeader, type JSONWebKeySet } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
-import { FakeClock } from "../../src/domain/clock.ts";
+import { FakeClock } from "../helpers/fake-clock.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createServices } from "../../src/services.ts";
 import { openPrismaStorage } from "../../src/storage/prisma/index.ts";

@@ -15,7 +15,8 @@ import {
 } from "jose";
 import { afterEach, expect, it } from "vitest";
 import type { SigningAlg } from "../../src/domain/keys/signing-key.ts";
-import { FakeClock, systemClock } from "../../src/domain/clock.ts";
+import { systemClock } from "../../src/domain/clock.ts";
+import { FakeClock } from "../helpers/fake-clock.ts";
 import type { AppliedAction } from "../../src/domain/keys/key-manager.ts";
 import {
   describeEachDb,
@@ -496,7 +497,7 @@ describeEachDb("key rotation: moving from ES256 to RS256", (flavor) => {
       );
     }
     const both: SigningAlg[] = ["ES256", "RS256"];
-    await verifyAccessToken(rs, esToken, both);
+    await verifyAccessToken(rs, esToken, { algorithms: both });
 
     // Until the RS256 key is activatable, ES256 keeps signing.
     const activatable = (await keyInfo(rs, rsKid)).activatableAt!;
@@ -511,14 +512,14 @@ describeEachDb("key rotation: moving from ES256 to RS256", (flavor) => {
     for (const i of [es, rs]) await i.services.keyReloader.reload();
     const rsToken = (await login(rs.app)).access_token;
     expect([algOf(rsToken), kidOf(rsToken)]).toEqual(["RS256", rsKid]);
-    await verifyAccessToken(rs, rsToken, both);
-    await verifyAccessToken(rs, rsToken, ["RS256"]);
+    await verifyAccessToken(rs, rsToken, { algorithms: both });
+    await verifyAccessToken(rs, rsToken, { algorithms: ["RS256"] });
 
     // ES256 is retired but still published by both instances: its tokens keep verifying.
     expect((await keyInfo(rs, esKid)).state).toBe("retired");
     for (const i of [es, rs]) {
       expect((await served(i)).kids).toEqual(expect.arrayContaining([esKid, rsKid]));
-      await verifyAccessToken(i, esToken, both);
+      await verifyAccessToken(i, esToken, { algorithms: both });
     }
     // Exactly one active key in the store, and it is the RS256 one.
     const active = (await rs.services.keyManager.list()).filter((k) => k.state === "active");

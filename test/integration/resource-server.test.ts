@@ -7,7 +7,8 @@ import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import bearerAuth, { authenticate, requireActive, requireRole, requireScope } from "../../src/verifier/fastify.ts";
 import { basicAuthorization, createIntrospector, createVerifier, type Verifier } from "../../src/verifier/index.ts";
-import { badTokens, freePort, type BadToken } from "../helpers/forged-tokens.ts";
+import { badTokens, type BadToken } from "../helpers/forged-tokens.ts";
+import { freePort } from "../helpers/ports.ts";
 import { describeEachDb, login, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
 
 const CLIENT_ID = "svc:orders"; // a ":" and

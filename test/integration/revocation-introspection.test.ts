@@ -7,7 +7,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { AdminContext } from "../../src/admin/context.ts";
-import { disableUser } from "../../src/admin/clients.ts";
+import { disableUser } from "../../src/admin/users.ts";
 import { hashClientSecret } from "../../src/domain/clients/clients.ts";
 import {
   PASSWORD,

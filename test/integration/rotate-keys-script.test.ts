@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, expect, it } from "vitest";
-import { FakeClock } from "../../src/domain/clock.ts";
+import { FakeClock } from "../helpers/fake-clock.ts";
 import { hashRefreshToken } from "../../src/domain/tokens/refresh-token.ts";
 import { openPrismaStorage } from "../../src/storage/prisma/index.ts";
 import {

@@ -13,7 +13,8 @@ import {
   type Verifier,
   type VerifierOptions,
 } from "../../src/verifier/index.ts";
-import { b64url, badTokens, claimsLike, freePort, mintAt, signWithIssuerKey, type BadToken } from "../helpers/forged-tokens.ts";
+import { b64url, badTokens, claimsLike, mintAt, signWithIssuerKey, type BadToken } from "../helpers/forged-tokens.ts";
+import { freePort } from "../helpers/ports.ts";
 import { describeEachDb, login, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
 
 /** The rejection, or a failure if the token was accepted. */

@@ -5,7 +5,6 @@
 // from a file; the KEYS_DIR lock cannot have two holders, not even when it was left behind by a
 // crashed holder and several processes race for it; every published or removed key/secret name is
 // made durable with an fsync of the directory.
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   chmodSync,
@@ -33,9 +32,12 @@ import { generateKey } from "../../src/domain/keys/generate.ts";
 import { KeyManager } from "../../src/domain/keys/key-manager.ts";
 import { seal, unseal, type SealedKey } from "../../src/domain/keys/sealing.ts";
 import { keyPolicy } from "../../src/services.ts";
-import { FileKeyStore, KeyStoreError, loadOrCreateSecret, withDirLock } from "../../src/storage/keys-file.ts";
+import { FileKeyStore } from "../../src/storage/file-key-store.ts";
+import { withDirLock } from "../../src/storage/files/dir-lock.ts";
+import { KeyStoreError } from "../../src/storage/key-store-error.ts";
+import { loadOrCreateSecret } from "../../src/storage/secret-file.ts";
 import { describeResult, killAllScripts, runCli } from "../helpers/cli.ts";
-import { killAll, killAllIssuers, ROOT, spawnIssuer, type IssuerProcess } from "../helpers/process.ts";
+import { killAll, killAllIssuers, ROOT, spawnIssuer, spawnNode, type IssuerProcess, type NodeChild } from "../helpers/process.ts";
 
 const NOW = new Date("2030-01-01T00:00:00Z");
 const ENC = randomBytes(32);
@@ -52,7 +54,7 @@ function tmp(): string {
   return dir;
 }
 
-const children = new Set<ChildProcess>();
+const children = new Set<NodeChild>();
 afterEach(async () => {
   vi.restoreAllMocks();
   await killAll(children);
@@ -350,7 +352,7 @@ describe("error messages never carry file contents", () => {
  */
 const CHILD = `
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { withDirLock } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src", "storage", "keys-file.ts")).href)};
+import { withDirLock } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src", "storage", "files", "dir-lock.ts")).href)};
 const [mode, dir, log, go, holdMs, timeoutMs, rounds] = process.argv.slice(2);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const write = (line) => appendFileSync(log, line + "\\n");
@@ -388,65 +390,19 @@ if (mode === "race") {
 }
 `;
 
-interface Child {
-  proc: ChildProcess;
-  pid: number;
-  lines: string[];
-  exited: Promise<number | null>;
-  output(): string;
+interface Child extends NodeChild {
   /** resolves once stdout has had `line` `count` times */
   saw(line: string, count?: number, timeoutMs?: number): Promise<void>;
 }
 
 function startChild(script: string, args: string[]): Child {
-  const proc = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  children.add(proc);
-  const lines: string[] = [];
-  let stderr = "";
-  let partial = "";
-  const waiters = new Set<() => void>();
-  proc.stdout!.setEncoding("utf8").on("data", (c: string) => {
-    const parts = (partial + c).split("\n");
-    partial = parts.pop() ?? "";
-    lines.push(...parts);
-    for (const w of waiters) w();
+  const child = spawnNode(`child ${args[0]}`, ["--import", "tsx", script, ...args], { group: children });
+  return Object.assign(child, {
+    saw: async (line: string, count = 1, timeoutMs = 60_000) => {
+      const seen = () => child.stdout.filter((l) => l === line).length >= count || undefined;
+      await child.until(seen, `printing ${JSON.stringify(line)} x${count}`, timeoutMs);
+    },
   });
-  proc.stderr!.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-  const exited = new Promise<number | null>((r) =>
-    proc.once("close", (code) => {
-      children.delete(proc);
-      for (const w of waiters) w();
-      r(code);
-    }),
-  );
-  const child: Child = {
-    proc,
-    pid: proc.pid!,
-    lines,
-    exited,
-    output: () => `pid ${proc.pid}\n--- stdout ---\n${lines.join("\n")}\n--- stderr ---\n${stderr}`,
-    saw: (line, count = 1, timeoutMs = 60_000) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`child did not print ${JSON.stringify(line)} x${count} within ${timeoutMs} ms\n${child.output()}`));
-        }, timeoutMs);
-        const check = () => {
-          if (lines.filter((l) => l === line).length >= count) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            resolve();
-          } else if (proc.exitCode !== null || proc.signalCode !== null) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            reject(new Error(`child exited before printing ${JSON.stringify(line)}\n${child.output()}`));
-          }
-        };
-        waiters.add(check);
-        check();
-      }),
-  };
-  return child;
 }
 
 /** A lock left behind by a crashed holder, in the form every version has written it (.lock, O_EXCL). */
@@ -496,8 +452,8 @@ describe("the KEYS_DIR lock", () => {
       renameSync(`${go}.${round}.tmp`, `${go}.${round}`);
       await Promise.all(racers.map((c) => c.saw(`done ${round}`)));
     }
-    const codes = await Promise.all(racers.map((c) => c.exited));
-    expect(codes, racers.map((c) => c.output()).join("\n")).toEqual(Array(N).fill(0));
+    const codes = await Promise.all(racers.map(async (c) => (await c.exited()).code));
+    expect(codes, racers.map((c) => `pid ${c.pid}\n${c.output()}`).join("\n")).toEqual(Array(N).fill(0));
     expectNoOverlap(log, N * ROUNDS);
     expect(readdirSync(dir)).not.toContain(".lock");
   }, 180_000);
@@ -512,8 +468,7 @@ describe("the KEYS_DIR lock", () => {
     writeFileSync(log, "");
     const holder = startChild(script, ["hold", dir, log, "-", "0", "10000", "0"]);
     await holder.saw("holding");
-    holder.proc.kill("SIGKILL");
-    await holder.exited;
+    await holder.kill(); // SIGKILL
 
     const started = Date.now();
     const got = await rejection(
@@ -560,7 +515,7 @@ describe("the KEYS_DIR lock", () => {
     );
     expect(ran, "the lock of a live holder was broken").toBe(false);
     expectRefusal(err, [lock, "held by another process", `pid ${holder.pid}`]);
-    expect(holder.proc.exitCode).toBeNull();
+    expect(holder.child.exitCode).toBeNull();
     expect(readFileSync(log, "utf8")).toBe(`enter ${holder.pid}\n`);
   }, 60_000);
 });

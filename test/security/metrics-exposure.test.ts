@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { freePort } from "../helpers/forged-tokens.ts";
+import { freePort } from "../helpers/ports.ts";
 import { describeEachDb, freshDatabase, login, PASSWORD, startIssuer, uniqueEmail, type TestIssuer } from "../helpers/issuer.ts";
 import { killAllIssuers, spawnIssuer, type IssuerProcess } from "../helpers/process.ts";
 import { sampleOf as sample } from "../helpers/metrics.ts";

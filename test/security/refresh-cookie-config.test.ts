@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.ts";
-import { freePort } from "../helpers/forged-tokens.ts";
+import { freePort } from "../helpers/ports.ts";
 import { describeEachDb, register, startIssuer, uniqueEmail, verifyAccessToken, type TestIssuer } from "../helpers/issuer.ts";
 
 const NAME = "__Host-refresh";

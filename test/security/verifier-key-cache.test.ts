@@ -22,7 +22,7 @@ import {
   type Verifier,
   type VerifierOptions,
 } from "../../src/verifier/index.ts";
-import { freePort } from "../helpers/forged-tokens.ts";
+import { freePort } from "../helpers/ports.ts";
 import { describeEachDb, login, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));

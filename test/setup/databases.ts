@@ -3,12 +3,9 @@
 // Postgres), so files never share state and no file pays for migrations.
 // TEST_DATABASE_URL=postgresql://... adds Postgres; without it only SQLite runs, unless
 // TESSERA_REQUIRE_POSTGRES=1, which makes a missing or unreachable Postgres fail the run.
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { migrate } from "../../src/storage/prisma/migrate.ts";
+import { createPgDatabase, dropPgDatabases, tempSqliteDatabase } from "../helpers/databases.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -19,36 +16,20 @@ declare module "vitest" {
   }
 }
 
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
 export default async function setup(project: TestProject) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "tessera-test-"));
-  const sqliteTemplate = path.join(dir, "template.db");
-  await migrate(`file:${sqliteTemplate}`);
-  project.provide("sqliteTemplate", sqliteTemplate);
+  const sqliteTemplate = tempSqliteDatabase("tessera-test-", { file: "template.db" });
+  await migrate(sqliteTemplate.url);
+  project.provide("sqliteTemplate", sqliteTemplate.file);
 
   const adminUrl = process.env.TEST_DATABASE_URL;
   let cleanupPg: (() => Promise<void>) | undefined;
   if (adminUrl) {
     const prefix = `tessera_t${process.pid}_${Date.now().toString(36)}`;
     const template = `${prefix}_tmpl`;
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE "${template}"`);
-    await admin.end();
-    await migrate(withDatabase(adminUrl, template));
+    await migrate((await createPgDatabase(adminUrl, template)).url);
     project.provide("postgres", { adminUrl, template, prefix });
-    cleanupPg = async () => {
-      const c = new pg.Client({ connectionString: adminUrl });
-      await c.connect();
-      const { rows } = await c.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE $1", [`${prefix}%`]);
-      for (const { datname } of rows) await c.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-      await c.end();
-    };
+    // The template and every database cloned from it
+    cleanupPg = () => dropPgDatabases(adminUrl, prefix);
   } else if (process.env.TESSERA_REQUIRE_POSTGRES === "1") {
     throw new Error("TESSERA_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set: the Postgres suite would be skipped");
   } else {
@@ -76,6 +57,6 @@ export default async function setup(project: TestProject) {
 
   return async () => {
     await cleanupPg?.();
-    rmSync(dir, { recursive: true, force: true });
+    await sqliteTemplate.drop();
   };
 }
