@@ -2,6 +2,7 @@
 // text to print and a JSON value for --json.
 import { pruneExpired, type PruneCounts } from "../domain/retention.ts";
 import type { AppliedAction, KeyInfo } from "../domain/keys/key-manager.ts";
+import { keyMetaJson } from "../domain/keys/signing-key.ts";
 import type { CommandResult } from "./command.ts";
 import { summarize, type AdminContext } from "./context.ts";
 import { FileKeyStore } from "../storage/file-key-store.ts";
@@ -29,12 +30,7 @@ function describeAction(a: AppliedAction): string {
 const actionJson = (a: AppliedAction) => ({ action: a.action, kid: a.kid, alg: a.alg, ...(a.detail ? { detail: a.detail } : {}) });
 
 const keyJson = (k: KeyInfo) => ({
-  kid: k.kid,
-  alg: k.alg,
-  state: k.state,
-  createdAt: k.createdAt.toISOString(),
-  activatedAt: k.activatedAt?.toISOString() ?? null,
-  retiredAt: k.retiredAt?.toISOString() ?? null,
+  ...keyMetaJson(k),
   activatableAt: k.activatableAt?.toISOString() ?? null,
   rotationDueAt: k.rotationDueAt?.toISOString() ?? null,
   publishesUntil: k.publishedUntil?.toISOString() ?? null,

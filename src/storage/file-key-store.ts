@@ -16,7 +16,7 @@ import fs from "node:fs/promises";
 import type { JWK } from "jose";
 import type { KeyStatePatch, KeyStore, KeyStoreTx } from "../domain/keys/key-store.ts";
 import { seal, unseal, type SealedKey } from "../domain/keys/sealing.ts";
-import { SIGNING_ALGS, type KeyState, type SigningAlg, type StoredKey } from "../domain/keys/signing-key.ts";
+import { keyMetaJson, SIGNING_ALGS, type KeyState, type SigningAlg, type StoredKey } from "../domain/keys/signing-key.ts";
 import { replaceFileAtomic, syncDir, writeNewFileAtomic } from "./files/atomic-write.ts";
 import { withDirLock } from "./files/dir-lock.ts";
 import { errCode } from "./files/errno.ts";
@@ -142,12 +142,7 @@ export class FileKeyStore implements KeyStore {
 
   private serialize(k: StoredKey): string {
     const file: KeyFile = {
-      kid: k.kid,
-      alg: k.alg,
-      state: k.state,
-      createdAt: k.createdAt.toISOString(),
-      activatedAt: k.activatedAt?.toISOString() ?? null,
-      retiredAt: k.retiredAt?.toISOString() ?? null,
+      ...keyMetaJson(k),
       ...(this.encryptionKey
         ? { sealed: seal(JSON.stringify(k.privateJwk), k.kid, this.encryptionKey) }
         : { privateJwk: k.privateJwk }),

@@ -28,6 +28,18 @@ export function keyMeta(k: KeyMeta): KeyMeta {
   return { kid: k.kid, alg: k.alg, state: k.state, createdAt: k.createdAt, activatedAt: k.activatedAt, retiredAt: k.retiredAt };
 }
 
+/** A key's metadata as JSON (ISO 8601 times): the key file's fields and the operator's view. */
+export function keyMetaJson(k: KeyMeta) {
+  return {
+    kid: k.kid,
+    alg: k.alg,
+    state: k.state,
+    createdAt: k.createdAt.toISOString(),
+    activatedAt: k.activatedAt?.toISOString() ?? null,
+    retiredAt: k.retiredAt?.toISOString() ?? null,
+  };
+}
+
 /** A signing key in memory: the private key imported once. */
 export interface SigningKey extends KeyMeta {
   privateKey: CryptoKey | KeyObject;
