@@ -92,6 +92,30 @@ export function createKeyManager(config: Config, storage: Storage, keyStore: Key
   });
 }
 
+function createUsers(config: Config, storage: Storage, hasher: PasswordHasher, audit: Audit, clock: Clock): Users {
+  return new Users(storage.users, storage.loginThrottle, hasher, audit, clock, throttlePolicy(config), config.passwordHashQueue);
+}
+
+/** What the operator commands run on: storage, audit trail, key store and key manager. */
+export async function createAdminServices(
+  config: Config,
+  logger: AuditLogger,
+  clock: Clock,
+): Promise<{ storage: Storage; audit: Audit; keyStore: KeyStore; keyManager: KeyManager; users: Users; close(): Promise<void> }> {
+  const storage = await openPrismaStorage(config.databaseUrl);
+  try {
+    const audit = new Audit(storage.audit, logger, clock);
+    const keyStore = openKeyStore(config, storage);
+    const keyManager = createKeyManager(config, storage, keyStore, audit, clock);
+    // One hash at a time: a command registers one user.
+    const users = createUsers(config, storage, new PasswordHasher(config.argon2, { concurrency: 1, queue: 1 }), audit, clock);
+    return { storage, audit, keyStore, keyManager, users, close: () => storage.close() };
+  } catch (err) {
+    await storage.close().catch(() => undefined);
+    throw err;
+  }
+}
+
 export async function createServices(config: Config, logger: AuditLogger, overrides: ServiceOverrides = {}): Promise<Services> {
   const clock = overrides.clock ?? systemClock;
   const storage = overrides.storage ?? (await openPrismaStorage(config.databaseUrl));
@@ -144,7 +168,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       keyReloader,
       audit,
       hasher,
-      users: new Users(storage.users, storage.loginThrottle, hasher, audit, clock, throttlePolicy(config), config.passwordHashQueue),
+      users: createUsers(config, storage, hasher, audit, clock),
       clients,
       sessions,
       lifecycle: { draining: false },

@@ -1,12 +1,12 @@
 // What the admin scripts (rotate-keys, cli) run on: the same configuration, storage, key store
 // and audit trail as the server, built through the same composition root, never through HTTP.
 import { ConfigError, loadConfig, type Config } from "../config.ts";
-import { Audit } from "../domain/audit.ts";
+import type { Audit } from "../domain/audit.ts";
 import { systemClock, type Clock } from "../domain/clock.ts";
+import type { Users } from "../domain/credentials/users.ts";
 import type { KeyManager } from "../domain/keys/key-manager.ts";
 import { createLogger } from "../logger.ts";
-import { createKeyManager, openKeyStore } from "../services.ts";
-import { openPrismaStorage } from "../storage/prisma/index.ts";
+import { createAdminServices } from "../services.ts";
 import { migrate } from "../storage/prisma/migrate.ts";
 import type { KeyStore } from "../domain/keys/key-store.ts";
 import type { Storage } from "../storage/storage.ts";
@@ -18,6 +18,7 @@ export interface AdminContext {
   audit: Audit;
   keyStore: KeyStore;
   keyManager: KeyManager;
+  users: Users;
   close(): Promise<void>;
 }
 
@@ -28,16 +29,7 @@ export async function openAdmin(env: Record<string, string | undefined> = proces
   const logger = createLogger(config.logLevel, process.stderr);
   // A cron job may run before the server ever started on this database: migrate (idempotent).
   if (config.migrateOnStart) await migrate(config.databaseUrl);
-  const storage = await openPrismaStorage(config.databaseUrl);
-  try {
-    const audit = new Audit(storage.audit, logger, clock);
-    const keyStore = openKeyStore(config, storage);
-    const keyManager = createKeyManager(config, storage, keyStore, audit, clock);
-    return { config, clock, storage, audit, keyStore, keyManager, close: () => storage.close() };
-  } catch (err) {
-    await storage.close().catch(() => undefined);
-    throw err;
-  }
+  return { config, clock, ...(await createAdminServices(config, logger, clock)) };
 }
 
 /** Runs a command; config errors exit 2, anything else exits 1 with one clear line. */

@@ -1,18 +1,10 @@
 // User administration for `npm run cli -- users ...`.
-import { PasswordHasher } from "../domain/credentials/passwords.ts";
-import { Users } from "../domain/credentials/users.ts";
-import { throttlePolicy } from "../services.ts";
 import { listArg, UsageError, type CommandResult } from "./command.ts";
 import type { AdminContext } from "./context.ts";
 
-function users(ctx: AdminContext): Users {
-  const hasher = new PasswordHasher(ctx.config.argon2, { concurrency: 1, queue: 1 });
-  return new Users(ctx.storage.users, ctx.storage.loginThrottle, hasher, ctx.audit, ctx.clock, throttlePolicy(ctx.config));
-}
-
 export async function createUser(ctx: AdminContext, a: { email?: string; password?: string; roles?: string }): Promise<CommandResult> {
   if (!a.email || !a.password) throw new UsageError("--email and --password are required");
-  const user = await users(ctx).register(a.email, a.password, listArg(a.roles));
+  const user = await ctx.users.register(a.email, a.password, listArg(a.roles));
   return { text: `user ${user.email} created (id ${user.id}${user.roles.length ? `, roles ${user.roles.join(" ")}` : ""})`, json: { id: user.id, email: user.email, roles: user.roles } };
 }
 

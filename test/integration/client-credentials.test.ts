@@ -9,7 +9,7 @@ import type { AdminContext } from "../../src/admin/context.ts";
 import { createClient, disableClient, rotateClientSecret } from "../../src/admin/clients.ts";
 import { hashClientSecret } from "../../src/domain/clients/clients.ts";
 import type { ClientRecord } from "../../src/domain/clients/client-store.ts";
-import { describeEachDb, errorOf, form, startIssuer, verifyAccessToken, type TestIssuer } from "../helpers/issuer.ts";
+import { adminOf, describeEachDb, errorOf, form, startIssuer, verifyAccessToken, type TestIssuer } from "../helpers/issuer.ts";
 
 const ACCESS_TTL = 300;
 
@@ -26,11 +26,6 @@ interface TokenResponse {
   scope: string;
   refresh_token?: string;
 }
-
-const adminOf = (issuer: TestIssuer): AdminContext => {
-  const s = issuer.services;
-  return { config: s.config, clock: s.clock, storage: s.storage, audit: s.audit, keyStore: s.keyStore, keyManager: s.keyManager, close: async () => undefined };
-};
 
 describeEachDb("grant_type=client_credentials", (flavor) => {
   let issuer: TestIssuer;

@@ -15,6 +15,7 @@ import {
   errorOf,
   form,
   login,
+  adminOf,
   passwordGrant,
   refreshGrant,
   register,
@@ -47,7 +48,7 @@ describeEachDb("revocation and introspection", (flavor) => {
       env: { CLIENT_CACHE_TTL: "0", ACCESS_TOKEN_TTL: String(ACCESS_TTL), REFRESH_REUSE_GRACE: "10" },
     });
     const s = issuer.services;
-    admin = { config: s.config, clock: s.clock, storage: s.storage, audit: s.audit, keyStore: s.keyStore, keyManager: s.keyManager, close: async () => undefined };
+    admin = adminOf(issuer);
     const base = { type: "confidential" as const, audiences: [], resources: [], accessTokenTtl: null, refreshTokenTtl: null, createdAt: s.clock.now(), disabledAt: null };
     // The resource server user tokens are meant for (aud "api"): RFC 7662 §4, only it (and the
     // client a token was issued to) may introspect them.

@@ -23,7 +23,7 @@ import {
   type VerifierOptions,
 } from "../../src/verifier/index.ts";
 import { freePort } from "../helpers/ports.ts";
-import { describeEachDb, login, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
+import { adminOf, describeEachDb, login, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
@@ -76,17 +76,6 @@ function network(rewrite?: (headers: Headers) => void) {
   };
   return { fetch: fetchLike, requests, state };
 }
-
-/** What `npm run cli -- keys revoke` runs on, built from the test issuer's services. */
-const adminOf = (issuer: TestIssuer): AdminContext => ({
-  config: issuer.config,
-  clock: issuer.clock,
-  storage: issuer.services.storage,
-  audit: issuer.services.audit,
-  keyStore: issuer.services.keyStore,
-  keyManager: issuer.services.keyManager,
-  close: async () => undefined,
-});
 
 const kidOf = (token: string) => decodeProtectedHeader(token).kid!;
 
