@@ -53,7 +53,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
 
   // First, so every later hook's and handler's answers (errors, 404, 429) carry them.
   await app.register(securityHeaders, { config });
-  registerErrorHandler(app, services.storage);
+  registerErrorHandler(app, services.storage.isUnavailable);
   const limits = await registerRateLimits(app, config, logger);
 
   app.addHook("onRequest", (request, reply, done) => {

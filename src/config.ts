@@ -4,7 +4,9 @@ import os from "node:os";
 import path from "node:path";
 import proxyaddr from "proxy-addr";
 import type { Argon2Params } from "./domain/credentials/passwords.ts";
+import type { KeyStoreKind } from "./domain/keys/key-store.ts";
 import { SIGNING_ALGS, type SigningAlg } from "./domain/keys/signing-key.ts";
+import { isScopeToken } from "./domain/scope.ts";
 
 
 export interface Config {
@@ -66,7 +68,7 @@ export interface Config {
   /** prefix of every key Tessera writes to Redis */
   redisKeyPrefix: string;
   /** where signing keys live: one file per key in KEYS_DIR, or the database */
-  keyStore: "file" | "database";
+  keyStore: KeyStoreKind;
   /** KEYS_ENCRYPTION_KEY (base64, 32 bytes), or null */
   keysEncryptionKey: string | null;
   /** REFRESH_TOKEN_SECRET (base64), or null: then a secret kept by the key store */
@@ -300,12 +302,15 @@ export function loadConfig(env: Env = process.env): Config {
 
   const scopeRoles = new Map<string, string[]>();
   for (const entry of str("SCOPE_ROLES", "").split(/[;\s]+/).filter(Boolean)) {
-    const m = /^([\x21\x23-\x3C\x3E-\x5B\x5D-\x7E]+)=([A-Za-z0-9._:-]+(\|[A-Za-z0-9._:-]+)*)$/.exec(entry);
-    if (!m) {
+    // scope (a scope-token without "=") = role[|role...]
+    const eq = entry.indexOf("=");
+    const scope = entry.slice(0, Math.max(eq, 0));
+    const roles = entry.slice(eq + 1);
+    if (eq < 1 || !isScopeToken(scope) || !/^[A-Za-z0-9._:-]+(\|[A-Za-z0-9._:-]+)*$/.test(roles)) {
       problems.push(`SCOPE_ROLES: ${JSON.stringify(entry)} is not scope=role[|role...]`);
       continue;
     }
-    scopeRoles.set(m[1]!, m[2]!.split("|"));
+    scopeRoles.set(scope, roles.split("|"));
   }
   const rsaModulusLength = int("RSA_MODULUS_LENGTH", 2048, 2048, 3072);
   if (rsaModulusLength !== 2048 && rsaModulusLength !== 3072) {
@@ -389,7 +394,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisKeyPrefix: str("REDIS_KEY_PREFIX", "tessera:"),
     keyStore: keyStoreRaw === "database" ? "database" : "file",
     keysEncryptionKey,
-    refreshTokenSecret: env.REFRESH_TOKEN_SECRET?.trim() || null,
+    refreshTokenSecret: env.REFRESH_TOKEN_SECRET || null,
     keyPublishMargin: duration("KEY_PUBLISH_MARGIN", 30, 0),
     clockSkew: duration("CLOCK_SKEW", 60, 0),
     keyRotationInterval: duration("KEY_ROTATION_INTERVAL", 30 * 86400, 1),

@@ -19,7 +19,7 @@ import { TokenIntrospection } from "./domain/tokens/introspection.ts";
 import { TokenRevocation } from "./domain/tokens/revocation.ts";
 import { FileKeyStore } from "./storage/file-key-store.ts";
 import { loadOrCreateSecret } from "./storage/secret-file.ts";
-import { IssuedTokens } from "./grants/issued-tokens.ts";
+import { IssuedTokens } from "./domain/tokens/issued-tokens.ts";
 import { openPrismaStorage } from "./storage/prisma/index.ts";
 import type { KeyStore } from "./domain/keys/key-store.ts";
 import type { Storage } from "./storage/storage.ts";
@@ -71,7 +71,7 @@ export function throttlePolicy(config: Config): ThrottlePolicy {
   };
 }
 
-export function openKeyStore(config: Config, storage: Storage): KeyStore {
+function openKeyStore(config: Config, storage: Storage): KeyStore {
   const encryptionKey = config.keysEncryptionKey ? parseEncryptionKey(config.keysEncryptionKey) : null;
   if (config.keyStore === "database") {
     if (!encryptionKey) throw new Error("KEY_STORE=database requires KEYS_ENCRYPTION_KEY");
@@ -80,8 +80,8 @@ export function openKeyStore(config: Config, storage: Storage): KeyStore {
   return new FileKeyStore(config.keysDir, encryptionKey);
 }
 
-/** What the key scripts need: the store, the manager, and audit events for what they do. */
-export function createKeyManager(config: Config, storage: Storage, keyStore: KeyStore, audit: Audit, clock: Clock): KeyManager {
+/** The key manager over `keyStore`, with audit events for what it does. */
+function createKeyManager(config: Config, keyStore: KeyStore, audit: Audit, clock: Clock): KeyManager {
   return new KeyManager({
     store: keyStore,
     clock,
@@ -96,7 +96,14 @@ function createUsers(config: Config, storage: Storage, hasher: PasswordHasher, a
   return new Users(storage.users, storage.loginThrottle, hasher, audit, clock, throttlePolicy(config), config.passwordHashQueue);
 }
 
-/** What the operator commands run on: storage, audit trail, key store and key manager. */
+/** What the server and the operator commands share: the audit trail and the keys. */
+function keysAndAudit(config: Config, storage: Storage, logger: AuditLogger, clock: Clock): { audit: Audit; keyStore: KeyStore; keyManager: KeyManager } {
+  const audit = new Audit(storage.audit, logger, clock);
+  const keyStore = openKeyStore(config, storage);
+  return { audit, keyStore, keyManager: createKeyManager(config, keyStore, audit, clock) };
+}
+
+/** What the operator commands run on: storage, audit trail, key store and key manager, users. */
 export async function createAdminServices(
   config: Config,
   logger: AuditLogger,
@@ -104,9 +111,7 @@ export async function createAdminServices(
 ): Promise<{ storage: Storage; audit: Audit; keyStore: KeyStore; keyManager: KeyManager; users: Users; close(): Promise<void> }> {
   const storage = await openPrismaStorage(config.databaseUrl);
   try {
-    const audit = new Audit(storage.audit, logger, clock);
-    const keyStore = openKeyStore(config, storage);
-    const keyManager = createKeyManager(config, storage, keyStore, audit, clock);
+    const { audit, keyStore, keyManager } = keysAndAudit(config, storage, logger, clock);
     // One hash at a time: a command registers one user.
     const users = createUsers(config, storage, new PasswordHasher(config.argon2, { concurrency: 1, queue: 1 }), audit, clock);
     return { storage, audit, keyStore, keyManager, users, close: () => storage.close() };
@@ -120,9 +125,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
   const clock = overrides.clock ?? systemClock;
   const storage = overrides.storage ?? (await openPrismaStorage(config.databaseUrl));
   try {
-    const audit = new Audit(storage.audit, logger, clock);
-    const keyStore = openKeyStore(config, storage);
-    const keyManager = createKeyManager(config, storage, keyStore, audit, clock);
+    const { audit, keyStore, keyManager } = keysAndAudit(config, storage, logger, clock);
     await keyManager.ensureInitialKey();
     const keys = new KeyRing([], config.signingAlg);
     const keyReloader = new KeyReloader(

@@ -110,7 +110,7 @@ export const refreshScenario: Scenario = {
 
       // Reuse detection after the run: an already-rotated token two generations back (its
       // successor is itself consumed, so no grace applies) must be refused and must revoke the
-      // family, so the newest token of that family is refused too.
+      // session, so the newest token of that session is refused too.
       const chain = [...chains].sort((x, y) => y.history.length - x.history.length)[0]!;
       let reuseOk = false;
       let reuseText = "not checked (no chain rotated twice)";
@@ -121,7 +121,7 @@ export const refreshScenario: Scenario = {
           stale.status === 400 && stale.json.error === "invalid_grant" && latest.status === 400 && latest.json.error === "invalid_grant";
         reuseText =
           `rotated token -> ${stale.status} ${String(stale.json.error)}; ` +
-          `newest token of that family -> ${latest.status} ${String(latest.json.error)}`;
+          `newest token of that session -> ${latest.status} ${String(latest.json.error)}`;
       }
       note(`reuse detection: ${reuseText} (expected 400 invalid_grant twice): ${reuseOk ? "ok" : "FAILED"}`);
       if (!reuseOk) found.fail(`reuse detection not intact: ${reuseText}`);
@@ -131,7 +131,7 @@ export const refreshScenario: Scenario = {
         figure: reuseOk ? "400 invalid_grant" : "wrong answer",
         baseline: "-",
         ratio: null,
-        goal: "400 + family revoked",
+        goal: "400 + session revoked",
         status: reuseOk ? "met" : "FAILED",
       });
     } finally {

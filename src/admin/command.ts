@@ -13,5 +13,8 @@ export class UsageError extends Error {
   }
 }
 
+/** "1 key", "2 keys" (or the given plural). */
+export const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
+
 /** A list flag: items separated by commas or spaces. */
 export const listArg = (v: string | undefined): string[] => (v ?? "").split(/[\s,]+/).filter(Boolean);

@@ -3,7 +3,7 @@
 import { pruneExpired, type PruneCounts } from "../domain/retention.ts";
 import type { AppliedAction, KeyInfo } from "../domain/keys/key-manager.ts";
 import { keyMetaJson } from "../domain/keys/signing-key.ts";
-import type { CommandResult } from "./command.ts";
+import { plural, type CommandResult } from "./command.ts";
 import { summarize, type AdminContext } from "./context.ts";
 import { FileKeyStore } from "../storage/file-key-store.ts";
 
@@ -65,10 +65,10 @@ export async function rotateKeys(ctx: AdminContext): Promise<CommandResult & { o
   try {
     pruned = await pruneExpired(ctx.storage, ctx.clock, ctx.audit, ctx.config);
     const { sessions, deniedAccessTokens: denied, auditEvents, loginFailures } = pruned;
-    lines.push(sessions === 0 ? "sessions: nothing to prune" : `sessions: pruned ${sessions} dead session${sessions === 1 ? "" : "s"}`);
-    if (denied > 0) lines.push(`access tokens: dropped ${denied} expired deny-list entr${denied === 1 ? "y" : "ies"}`);
-    if (auditEvents > 0) lines.push(`audit: deleted ${auditEvents} event${auditEvents === 1 ? "" : "s"} older than AUDIT_RETENTION (${ctx.config.auditRetention}s)`);
-    if (loginFailures > 0) lines.push(`logins: forgot ${loginFailures} throttle record${loginFailures === 1 ? "" : "s"} older than a day`);
+    lines.push(sessions === 0 ? "sessions: nothing to prune" : `sessions: pruned ${plural(sessions, "dead session")}`);
+    if (denied > 0) lines.push(`access tokens: dropped ${plural(denied, "expired deny-list entry", "expired deny-list entries")}`);
+    if (auditEvents > 0) lines.push(`audit: deleted ${plural(auditEvents, "event")} older than AUDIT_RETENTION (${ctx.config.auditRetention}s)`);
+    if (loginFailures > 0) lines.push(`logins: forgot ${plural(loginFailures, "throttle record")} older than a day`);
   } catch (err) {
     pruneError = summarize(err);
     lines.push(`sessions: prune failed: ${pruneError}`);
@@ -176,7 +176,6 @@ export async function revokeKey(ctx: AdminContext, kid: string): Promise<Command
   };
 }
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /**
  * `keys seal`: the migration after turning KEYS_ENCRYPTION_KEY on for the file store. Rewrites

@@ -1,5 +1,5 @@
 // User administration for `npm run cli -- users ...`.
-import { listArg, UsageError, type CommandResult } from "./command.ts";
+import { listArg, plural, UsageError, type CommandResult } from "./command.ts";
 import type { AdminContext } from "./context.ts";
 
 export async function createUser(ctx: AdminContext, a: { email?: string; password?: string; roles?: string }): Promise<CommandResult> {
@@ -16,7 +16,7 @@ export async function disableUser(ctx: AdminContext, email: string): Promise<Com
   await ctx.audit.record("user.disabled", { userId: user.id, details: { sessionsRevoked: revoked } });
   return {
     found: true,
-    text: `user ${user.email} disabled; ${revoked} session${revoked === 1 ? "" : "s"} revoked. Access tokens already issued stay valid until they expire (at most ${ctx.config.accessTokenTtl}s).`,
+    text: `user ${user.email} disabled; ${plural(revoked, "session")} revoked. Access tokens already issued stay valid until they expire (at most ${ctx.config.accessTokenTtl}s).`,
     json: { disabled: user.email, sessionsRevoked: revoked },
   };
 }

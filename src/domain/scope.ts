@@ -8,9 +8,14 @@ export function isScopeToken(s: string): boolean {
   return SCOPE_TOKEN.test(s);
 }
 
-/** The scope tokens of a scope string, each once, in order (empty members are ignored). */
+/** The scope tokens of a scope string, in order (empty members are ignored). */
+export function scopeTokens(scope: string | undefined): string[] {
+  return (scope ?? "").split(" ").filter(Boolean);
+}
+
+/** The scope tokens of a requested scope, each once, in order. */
 export function parseScope(scope: string | undefined): string[] {
-  return [...new Set((scope ?? "").split(" ").filter(Boolean))];
+  return [...new Set(scopeTokens(scope))];
 }
 
 export function formatScope(tokens: readonly string[]): string {

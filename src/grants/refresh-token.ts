@@ -1,7 +1,7 @@
 // grant_type=refresh_token: RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
 import { assertGrantAllowed, narrowScopeToUser } from "../domain/clients/clients.ts";
 import { InvalidScope } from "../domain/errors.ts";
-import { formatScope, parseScope } from "../domain/scope.ts";
+import { formatScope, parseScope, scopeTokens } from "../domain/scope.ts";
 import { tokenResponse, type Grant } from "./grant.ts";
 
 /** RFC 6749 §6: a refresh may narrow the scope, never widen it. */
@@ -26,7 +26,7 @@ export const refreshTokenGrant: Grant = {
       // client and the user may have *now*: a scope taken from the client, or a role taken from
       // the user, is gone from the next access token, and `scope` in the response says so.
       const requested = narrowScope(session.scope, params.scope);
-      const clientMay = formatScope(parseScope(requested).filter((sc) => client.scopes.includes(sc)));
+      const clientMay = formatScope(scopeTokens(requested).filter((sc) => client.scopes.includes(sc)));
       scope = narrowScopeToUser(clientMay, user.roles, services.config.scopeRoles);
     });
     const access = await services.accessTokens.issue({

@@ -16,7 +16,7 @@ import fs from "node:fs/promises";
 import type { JWK } from "jose";
 import type { KeyStatePatch, KeyStore, KeyStoreTx } from "../domain/keys/key-store.ts";
 import { seal, unseal, type SealedKey } from "../domain/keys/sealing.ts";
-import { keyMetaJson, SIGNING_ALGS, type KeyState, type SigningAlg, type StoredKey } from "../domain/keys/signing-key.ts";
+import { KEY_STATES, keyMetaJson, SIGNING_ALGS, type KeyState, type SigningAlg, type StoredKey } from "../domain/keys/signing-key.ts";
 import { replaceFileAtomic, syncDir, writeNewFileAtomic } from "./files/atomic-write.ts";
 import { withDirLock } from "./files/dir-lock.ts";
 import { errCode } from "./files/errno.ts";
@@ -35,7 +35,6 @@ interface KeyFile {
   sealed?: SealedKey;
 }
 
-const KEY_STATES: readonly KeyState[] = ["next", "active", "retired"];
 const KID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
 const dateOrNull = (s: string | null | undefined): Date | null => (s ? new Date(s) : null);

@@ -4,14 +4,12 @@
 import { execFile } from "node:child_process";
 import { mkdirSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, expect, inject, it } from "vitest";
 import { createPgDatabase, tempSqliteDatabase, type TempDatabase } from "../helpers/databases.ts";
 import { describeEachDb, type Flavor } from "../helpers/issuer.ts";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+import { baseEnv, ROOT } from "../helpers/process.ts";
 
 interface Run {
   code: number | null;
@@ -21,10 +19,8 @@ interface Run {
 
 /** `npm run --silent migrate` with only `env` (and what npm needs) in its environment. */
 function npmRunMigrate(env: Record<string, string>): Promise<Run> {
-  const base: Record<string, string> = {};
-  for (const k of ["PATH", "HOME", "TMPDIR", "LANG"]) if (process.env[k] !== undefined) base[k] = process.env[k]!;
   return new Promise((resolve) => {
-    execFile("npm", ["run", "--silent", "migrate"], { cwd: ROOT, env: { ...base, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
+    execFile("npm", ["run", "--silent", "migrate"], { cwd: ROOT, env: { ...baseEnv(), ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : null) : 0;
       resolve({ code, stdout, stderr });
     });

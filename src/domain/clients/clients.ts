@@ -2,7 +2,7 @@
 // §3.3 (scope).
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { ClientRecord, ClientStore } from "./client-store.ts";
-import { formatScope, isScopeToken, parseScope } from "../scope.ts";
+import { formatScope, isScopeToken, parseScope, scopeTokens } from "../scope.ts";
 import type { GrantType } from "./grant-types.ts";
 import { InvalidClient, InvalidScope, UnauthorizedClient } from "../errors.ts";
 
@@ -89,7 +89,7 @@ export function grantScope(client: ClientRecord, requested: string | undefined):
  */
 export function narrowScopeToUser(scope: string, roles: readonly string[], scopeRoles: ReadonlyMap<string, readonly string[]>): string {
   return formatScope(
-    parseScope(scope).filter((s) => {
+    scopeTokens(scope).filter((s) => {
       const gate = scopeRoles.get(s);
       return gate === undefined || gate.some((r) => roles.includes(r));
     }),

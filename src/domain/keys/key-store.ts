@@ -13,8 +13,11 @@ export interface KeyStoreTx {
   remove(kid: string): Promise<void>;
 }
 
+/** KEY_STORE: key files in KEYS_DIR, or sealed rows in the database. */
+export type KeyStoreKind = "file" | "database";
+
 export interface KeyStore {
-  readonly kind: "file" | "database";
+  readonly kind: KeyStoreKind;
   list(): Promise<StoredKey[]>;
   /**
    * Runs `fn` exclusively across processes (file lock, or a locked row in a database

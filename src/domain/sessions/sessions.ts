@@ -1,4 +1,4 @@
-// Sessions as refresh-token sessions: start, rotate (with reuse detection and a grace window),
+// Sessions (a session is one refresh-token family): start, rotate (with reuse detection and a grace window),
 // revoke. RFC 9700 §4.14.2 (refresh token rotation) and RFC 6749 §6 (refreshing).
 import type { RefreshTokenLookup, RefreshTokenRecord, SessionRecord, SessionStore } from "./session-store.ts";
 import type { Audit } from "../audit.ts";

@@ -5,7 +5,6 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import { OAuthError } from "../../domain/errors.ts";
 import { NoSigningKeyError } from "../../domain/keys/key-ring.ts";
-import type { Storage } from "../../storage/storage.ts";
 
 export interface ErrorBody {
   error: string;
@@ -21,7 +20,8 @@ const FRAMEWORK_MESSAGES: Record<string, string> = {
   FST_ERR_VALIDATION: "The request is malformed.",
 };
 
-export function registerErrorHandler(app: FastifyInstance, storage: Storage): void {
+/** `databaseUnavailable(err)`: the error means the database cannot be reached (503, not 500). */
+export function registerErrorHandler(app: FastifyInstance, databaseUnavailable: (err: unknown) => boolean): void {
   app.setErrorHandler<FastifyError | OAuthError>((err, request, reply) => {
     reply.header("cache-control", "no-store").header("pragma", "no-cache");
     if (err instanceof OAuthError) {
@@ -36,7 +36,7 @@ export function registerErrorHandler(app: FastifyInstance, storage: Storage): vo
       const description = FRAMEWORK_MESSAGES[code] ?? "The request is malformed.";
       return reply.status(status).send({ error: "invalid_request", error_description: description } satisfies ErrorBody);
     }
-    if (storage.isUnavailable(err) || err instanceof NoSigningKeyError) {
+    if (databaseUnavailable(err) || err instanceof NoSigningKeyError) {
       request.log.error({ err: { message: err.message, code: (err as FastifyError).code } }, "dependency unavailable");
       return reply
         .status(503)

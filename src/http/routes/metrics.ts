@@ -33,7 +33,7 @@ export async function buildMetricsApp(services: Services, logger: Logger): Promi
     return503OnClosing: true,
   });
   await app.register(securityHeaders, { config: services.config });
-  registerErrorHandler(app, services.storage);
+  registerErrorHandler(app, services.storage.isUnavailable);
   metricsRoute(app, services.config.metricsToken, metricsOf(services));
   return app;
 }

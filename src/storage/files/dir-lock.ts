@@ -25,6 +25,7 @@ import fs, { type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { KeyStoreError } from "../key-store-error.ts";
+import { isSqliteBusy, lockExclusive, unlockAndClose } from "../sqlite-lock.ts";
 import { writeNewFileAtomic } from "./atomic-write.ts";
 import { errCode } from "./errno.ts";
 import { checkPrivateStat, inDir, openKeysDir, type Where } from "./private-files.ts";
@@ -64,7 +65,6 @@ async function localTurn(key: string, deadline: number): Promise<(() => void) | 
   return null;
 }
 
-const isBusy = (err: unknown) => /^SQLITE_(BUSY|LOCKED)/.test(errCode(err) ?? "");
 
 /** The pid in a .lock written by this version, if it is one (nothing else of it is ever shown). */
 async function markerPid(marker: string): Promise<number | null> {
@@ -118,36 +118,20 @@ async function acquireOsLock(dir: Where, deadline: number, timeoutMs: number): P
     throw new KeyStoreError(`${file.shown} cannot be opened as a lock (${errCode(err) ?? "error"}); remove it when no Tessera process is running`);
   }
   try {
-    let journalSet = false;
-    for (;;) {
-      try {
-        // No journal file: nothing is ever written, and the directory stays as it was.
-        if (!journalSet) db.pragma("journal_mode = MEMORY");
-        journalSet = true;
-        db.exec("BEGIN EXCLUSIVE");
-        return db;
-      } catch (err) {
-        if (!isBusy(err)) {
-          throw new KeyStoreError(`${file.shown} cannot be used as a lock (${errCode(err) ?? "error"}); remove it when no Tessera process is running`);
-        }
-        if (Date.now() >= deadline) {
-          const pid = await markerPid(inDir(dir, LOCK_MARKER).real);
-          throw heldError(inDir(dir, LOCK_MARKER).shown, timeoutMs, `another process${pid ? ` (pid ${pid})` : ""}`);
-        }
-        await sleep(10 + Math.random() * 20);
-      }
+    let held: boolean;
+    try {
+      held = await lockExclusive(db, deadline, () => 10 + Math.random() * 20);
+    } catch (err) {
+      throw new KeyStoreError(`${file.shown} cannot be used as a lock (${errCode(err) ?? "error"}); remove it when no Tessera process is running`);
     }
+    if (!held) {
+      const pid = await markerPid(inDir(dir, LOCK_MARKER).real);
+      throw heldError(inDir(dir, LOCK_MARKER).shown, timeoutMs, `another process${pid ? ` (pid ${pid})` : ""}`);
+    }
+    return db;
   } catch (err) {
     db.close();
     throw err;
-  }
-}
-
-function releaseOsLock(db: Database.Database): void {
-  try {
-    db.exec("ROLLBACK");
-  } finally {
-    db.close(); // closing drops the lock even if the rollback failed
   }
 }
 
@@ -236,7 +220,7 @@ export async function withDirLock<T>(dir: string, fn: (realDir: string) => Promi
         await dropMarker();
       }
     } finally {
-      releaseOsLock(db);
+      unlockAndClose(db);
     }
   } finally {
     leave();

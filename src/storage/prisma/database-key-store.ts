@@ -4,14 +4,13 @@
 // rolls the whole rotation back.
 import { randomBytes } from "node:crypto";
 import type { JWK } from "jose";
-import { SIGNING_ALGS, type KeyState, type StoredKey } from "../../domain/keys/signing-key.ts";
+import { KEY_STATES, SIGNING_ALGS, type StoredKey } from "../../domain/keys/signing-key.ts";
 import { seal, unseal, type SealedKey } from "../../domain/keys/sealing.ts";
 import { KeyStoreError } from "../key-store-error.ts";
 import type { KeyStore, KeyStoreTx } from "../../domain/keys/key-store.ts";
 import type { Db } from "./client.ts";
 import { isUniqueViolation } from "./errors.ts";
 
-const KEY_STATES: readonly KeyState[] = ["next", "active", "retired"];
 
 interface SigningKeyRow {
   kid: string;

@@ -1,4 +1,4 @@
-// Prisma implementation of the storage ports, one code base for SQLite and Postgres: composes
+// Prisma implementation of the domain's stores, one code base for SQLite and Postgres: composes
 // one store per aggregate (users.ts, clients.ts, sessions.ts, audit.ts, revocations.ts) over the
 // Prisma client, and the hot paths that run on the driver directly (session-queries.ts,
 // user-queries.ts, login-throttle.ts) over the direct handle.

@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import pg from "pg";
+import { lockExclusive, unlockAndClose } from "../sqlite-lock.ts";
 import { flavorOf, sqlitePath } from "./client.ts";
 
 /** The package root (where prisma.config.ts and prisma/ live), from src/ or dist/src/. */
@@ -60,29 +61,16 @@ export async function migrate(url: string): Promise<string[]> {
  * stale). Polled without blocking the event loop.
  */
 async function withSqliteMigrationLock<T>(dbFile: string, fn: () => Promise<T>): Promise<T> {
-  const lock = new Database(`${dbFile}.migrate-lock`, { timeout: 0 });
+  const lockFile = `${dbFile}.migrate-lock`;
+  const lock = new Database(lockFile, { timeout: 0 });
+  let held = false;
   try {
-    const deadline = Date.now() + 120_000;
-    for (let journal = false; ; ) {
-      try {
-        // No journal file next to the lock (nothing is ever written to it); like BEGIN, busy
-        // while another process holds the lock.
-        if (!journal) lock.pragma("journal_mode = MEMORY");
-        journal = true;
-        lock.exec("BEGIN EXCLUSIVE");
-        break;
-      } catch (err) {
-        if (!/^SQLITE_(BUSY|LOCKED)/.test(String((err as { code?: unknown }).code)) || Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 50 + Math.random() * 50));
-      }
-    }
-    try {
-      return await fn();
-    } finally {
-      lock.exec("ROLLBACK");
-    }
+    held = await lockExclusive(lock, Date.now() + 120_000, () => 50 + Math.random() * 50);
+    if (!held) throw new Error(`${lockFile} is still held by another process after 120 s (a migration running elsewhere?)`);
+    return await fn();
   } finally {
-    lock.close();
+    if (held) unlockAndClose(lock);
+    else lock.close();
   }
 }
 
