@@ -1,6 +1,13 @@
+import { defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // @tessera/verifier (packages/verifier, linked into node_modules by the workspace) resolves to
+  // its TypeScript sources through the package's "tessera-source" export condition, as in
+  // tsconfig.json's customConditions: tests never need a build of the package. Tests run in
+  // Vite's server (SSR) environment, so the condition goes into ssr.resolve.conditions, with
+  // Vite's defaults kept.
+  ssr: { resolve: { conditions: ["tessera-source", ...defaultServerConditions] } },
   test: {
     include: ["test/**/*.test.ts"],
     globalSetup: ["test/setup/databases.ts"],

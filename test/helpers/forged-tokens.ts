@@ -12,10 +12,21 @@ import {
   type JWK,
   type JWTPayload,
 } from "jose";
-import type { TokenErrorCode } from "../../src/verifier/index.ts";
+import { TokenVerificationError, type TokenErrorCode, type Verifier } from "@tessera/verifier";
 import type { TestIssuer } from "./issuer.ts";
 
 export const b64url = (data: string | Buffer) => Buffer.from(data).toString("base64url");
+
+/** "accepted", or the verifier's stable error code. */
+export async function outcome(verifier: Verifier, token: string): Promise<"accepted" | TokenErrorCode> {
+  try {
+    await verifier.verify(token);
+    return "accepted";
+  } catch (err) {
+    if (err instanceof TokenVerificationError) return err.code;
+    throw err;
+  }
+}
 const epoch = (d: Date) => Math.floor(d.getTime() / 1000);
 
 export async function publishedJwks(issuer: TestIssuer): Promise<JSONWebKeySet> {

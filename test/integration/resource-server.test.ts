@@ -5,8 +5,9 @@ import formbody from "@fastify/formbody";
 import Fastify, { type FastifyInstance, type InjectOptions } from "fastify";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import bearerAuth, { authenticate, requireActive, requireRole, requireScope } from "../../src/verifier/fastify.ts";
-import { basicAuthorization, createIntrospector, createVerifier, type Verifier } from "../../src/verifier/index.ts";
+import bearerAuth, { authenticate, requireActive, requireRole, requireScope } from "@tessera/verifier/fastify";
+import { basicAuthorization, createIntrospector, createVerifier, type Verifier } from "@tessera/verifier";
+import { bearer, challengeParams, passwordGrantClaims } from "../helpers/bearer.ts";
 import { badTokens, type BadToken } from "../helpers/forged-tokens.ts";
 import { freePort } from "../helpers/ports.ts";
 import { describeEachDb, login, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
@@ -72,19 +73,6 @@ async function resourceServer(verifier: Verifier, introspectionEndpoint: string,
   return app;
 }
 
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-
-/** WWW-Authenticate auth-params as a map (values unquoted). */
-function challengeParams(header: unknown): { scheme: string; params: Record<string, string> } {
-  expect(typeof header).toBe("string");
-  const h = header as string;
-  const scheme = h.split(" ", 1)[0]!;
-  const params: Record<string, string> = {};
-  for (const m of h.slice(scheme.length).matchAll(/\s*([a-z_]+)="((?:[^"\\]|\\.)*)"\s*,?/g)) {
-    params[m[1]!] = m[2]!.replace(/\\(.)/g, "$1");
-  }
-  return { scheme, params };
-}
 
 describeEachDb("resource server plugin", (flavor) => {
   let issuer: TestIssuer;
@@ -93,22 +81,23 @@ describeEachDb("resource server plugin", (flavor) => {
   let app: FastifyInstance;
   let bad: BadToken[];
   let verifier: Verifier;
+  let base: string;
 
   const issue = async (scope: string, roles?: string[]) =>
     (await issuer.services.accessTokens.issue({ subject: "user-rs", clientId: "web", scope, sessionId: "session-rs", ...(roles && { roles }) }))
       .token;
 
   beforeAll(async () => {
-    // Issuer keeps its default name (https://issuer.test); the JWKS URL is given explicitly.
-    issuer = await startIssuer(flavor);
-    const url = await issuer.app.listen({ port: 0, host: "127.0.0.1" });
-    other = await startIssuer(flavor);
+    // The issuer is named by the address it listens on, so the kit reaches everything it
+    // publishes (JWKS, status lists) at the default places, as a deployed service would.
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    issuer = await startIssuer(flavor, { env: { ISSUER: base } });
+    await issuer.app.listen({ port, host: "127.0.0.1" });
+    // A second, separate deployment that calls itself by the same name.
+    other = await startIssuer(flavor, { env: { ISSUER: base } });
     stub = await startIntrospectionStub();
-    verifier = createVerifier({
-      issuer: issuer.config.issuer,
-      audience: issuer.config.accessTokenAudience,
-      jwksUri: `${url}/.well-known/jwks.json`,
-    });
+    verifier = createVerifier({ issuer: base, audience: issuer.config.accessTokenAudience });
     app = await resourceServer(verifier, stub.endpoint);
     bad = await badTokens(issuer, other);
   });
@@ -124,14 +113,7 @@ describeEachDb("resource server plugin", (flavor) => {
       const user = await login(issuer.app);
       const res = await app.inject({ method: "GET", url: "/me", headers: bearer(user.access_token) });
       expect(res.statusCode).toBe(200);
-      expect(res.json()).toMatchObject({
-        iss: "https://issuer.test",
-        sub: user.userId,
-        client_id: "web",
-        scope: user.scope,
-        scopes: user.scope.split(" "),
-        roles: [],
-      });
+      expect(res.json()).toMatchObject(passwordGrantClaims(base, user));
     });
 
     it('the scheme is case-insensitive ("bearer", "BEARER")', async () => {

@@ -1,69 +1,40 @@
 // The verifier kit: what a Node microservice imports to check Tessera access tokens locally.
 //
-//   import { createVerifier } from "tessera/verifier";
+//   import { createVerifier } from "@tessera/verifier";
 //   const verifier = createVerifier({ issuer: "https://auth.example.com", audience: "api" });
 //   const claims = await verifier.verify(token); // throws TokenVerificationError with a stable code
 //
 // Everything that matters is pinned by the service, never read from the token: the algorithms
 // (asymmetric only), the issuer, the audience, the token type (RFC 9068 "at+jwt"), and the key
 // source (the issuer's JWKS; keys embedded in or pointed to by the token header are refused).
-// Self-contained on purpose: it imports nothing from the issuer, only jose.
+// Self-contained on purpose: it imports nothing from the issuer, only jose and node:zlib.
 //
 // The key set is kept exactly as long as the issuer's JWKS response allows (RFC 9111), because
 // that is what `keys revoke` promises: a revoked key leaves every verifier that honours the
 // JWKS Cache-Control within KEYS_RELOAD_INTERVAL + JWKS_MAX_AGE. jose's createRemoteJWKSet
 // keeps it a fixed 10 minutes whatever the issuer says, so the kit fetches and caches the JWKS
-// itself, on top of jose's createLocalJWKSet. See "The key set" below.
+// itself, on top of jose's createLocalJWKSet (key-set.ts).
+//
+// A token that carries a `status` claim (draft-ietf-oauth-status-list) is also checked against
+// its issuer's status list, fetched once per ttl and verified with the same keys (status-list.ts):
+// a revoked token is refused within the list's ttl, with no call to the issuer per request.
 import {
-  createLocalJWKSet,
   decodeProtectedHeader,
   errors,
   jwtVerify,
-  type CryptoKey,
-  type FlattenedJWSInput,
-  type JSONWebKeySet,
-  type JWSHeaderParameters,
   type JWTPayload,
   type JWTVerifyGetKey,
   type ProtectedHeaderParameters,
   type RemoteJWKSet,
 } from "jose";
+import { fail, TokenVerificationError } from "./errors.ts";
+import { duration, globalFetch, type FetchLike } from "./http.ts";
+import { createKeySetCache, EMBEDDED_KEY_PARAMS } from "./key-set.ts";
+import { createStatusCheck, type StatusCheck, type StatusListOptions, type StatusListReference } from "./status-list.ts";
 
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-export type TokenErrorCode =
-  | "malformed"
-  | "expired"
-  | "not_yet_valid"
-  | "bad_signature"
-  | "wrong_issuer"
-  | "wrong_audience"
-  | "wrong_type"
-  | "alg_not_allowed"
-  | "unknown_key"
-  | "embedded_key"
-  | "missing_claim"
-  | "jwks_unavailable";
-
-/**
- * Why a token was refused. `code` is stable (switch on it); `message` is a short, fixed,
- * human-readable sentence that never contains the token, a stack trace, a double quote or a
- * backslash, so it is safe to send back as an `error_description` (RFC 6750 §3 charset). `cause` may hold the underlying error for server logs.
- */
-export class TokenVerificationError extends Error {
-  override readonly name = "TokenVerificationError";
-  constructor(
-    readonly code: TokenErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
-
-const fail = (code: TokenErrorCode, message: string, cause?: unknown): TokenVerificationError =>
-  new TokenVerificationError(code, message, cause === undefined ? undefined : { cause });
+export { TokenVerificationError, UNAVAILABLE_CODES, type TokenErrorCode } from "./errors.ts";
+export type { FetchLike } from "./http.ts";
+export type { StatusListOptions, StatusListReference, StatusListWarning } from "./status-list.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Claims
@@ -88,6 +59,8 @@ export interface AccessTokenClaims {
   sid?: string;
   /** the user's roles ([] when the token carries none) */
   roles: string[];
+  /** the `status` claim as the token carries it (Token Status List), checked unless `statusList: false` */
+  status?: { status_list: StatusListReference };
 }
 
 export const hasScope = (claims: Pick<AccessTokenClaims, "scopes">, scope: string): boolean =>
@@ -97,9 +70,6 @@ export const hasRole = (claims: Pick<AccessTokenClaims, "roles">, role: string):
 
 // ---------------------------------------------------------------------------------------------
 // Verifier
-
-/** A fetch-compatible function (the global `fetch` is one). */
-export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
 export interface VerifierOptions {
   /** the issuer's identifier, compared exactly with `iss` (the issuer's ISSUER setting) */
@@ -129,7 +99,7 @@ export interface VerifierOptions {
   cooldownDuration?: number;
   /** milliseconds a JWKS fetch may take, default 5000 */
   timeoutDuration?: number;
-  /** fetch implementation for the JWKS (proxies, tests), default the global fetch */
+  /** fetch implementation for the JWKS and the status lists (proxies, tests), default the global fetch */
   fetch?: FetchLike;
   /**
    * time source for exp / nbf / iat checks (tests), default the system clock. The key set's
@@ -138,6 +108,12 @@ export interface VerifierOptions {
   clock?: { now(): Date };
   /** longest token accepted, in characters, default 16384 */
   maxTokenLength?: number;
+  /**
+   * The Token Status List check, done for every token that carries a `status` claim: options,
+   * or false to skip it (revoked tokens are then accepted until they expire). Default: on, with
+   * the defaults of StatusListOptions.
+   */
+  statusList?: StatusListOptions | false;
 }
 
 export interface Verifier {
@@ -165,8 +141,6 @@ const ASYMMETRIC_ALGS = new Set([
   "Ed25519",
 ]);
 
-/** Header parameters that carry or point to a key: a verifier must never take a key from the token. */
-const EMBEDDED_KEY_PARAMS = ["jwk", "jku", "x5u", "x5c"] as const;
 
 const B64URL_SEGMENT = /^[A-Za-z0-9_-]+$/;
 const B64URL_OR_EMPTY = /^[A-Za-z0-9_-]*$/;
@@ -214,12 +188,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const jwksUri = new URL(options.jwksUri ?? `${issuer.replace(/\/+$/, "")}/.well-known/jwks.json`);
   const clock = options.clock;
 
+  const doFetch = options.fetch ?? globalFetch;
   const jwks = createKeySetCache({
     url: jwksUri.href,
-    fetch: options.fetch ?? ((url, init) => fetch(url, init)),
-    cacheMaxAge: duration("cacheMaxAge", options.cacheMaxAge, Number.POSITIVE_INFINITY),
-    cooldownDuration: duration("cooldownDuration", options.cooldownDuration, 30_000),
-    timeoutDuration: duration("timeoutDuration", options.timeoutDuration, 5000, true),
+    fetch: doFetch,
+    cacheMaxAge: duration("createVerifier", "cacheMaxAge", options.cacheMaxAge, Number.POSITIVE_INFINITY),
+    cooldownDuration: duration("createVerifier", "cooldownDuration", options.cooldownDuration, 30_000),
+    timeoutDuration: duration("createVerifier", "timeoutDuration", options.timeoutDuration, 5000, true),
   });
 
   // The key comes from the issuer's JWKS and nowhere else. Failures to get the key set are
@@ -237,6 +212,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
       throw fail("jwks_unavailable", "the issuer's key set could not be fetched", err);
     }
   };
+
+  // Status lists are signed with the same keys and verified with the same pins.
+  const checkStatus: StatusCheck | undefined =
+    options.statusList === false
+      ? undefined
+      : createStatusCheck(options.statusList ?? {}, { issuer, algorithms, clockTolerance, getKey, clock, fetch: doFetch });
 
   async function verify(token: string): Promise<AccessTokenClaims> {
     // 1. Shape, before any work: three base64url segments (the signature may be empty only so
@@ -291,270 +272,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
     // jose checks iat only with maxTokenAge; a token issued in the future is not valid yet.
     const nowSeconds = Math.floor((now ?? new Date()).getTime() / 1000);
     if (claims.iat > nowSeconds + clockTolerance) throw fail("not_yet_valid", "the token was issued in the future");
+    // draft-ietf-oauth-status-list §8.3: the status only once the token itself is valid.
+    if (checkStatus && payload.status !== undefined) await checkStatus(payload.status);
     return claims;
   }
 
   return { verify, jwks };
 }
 
-// ---------------------------------------------------------------------------------------------
-// The key set: fetched from jwks_uri and kept no longer than the issuer's response allows.
-//
-// The verifier is a private cache of one resource (RFC 9111 §1):
-// - `Cache-Control: max-age=N` (§5.2.2.1): the set is used for N seconds, minus the response's
-//   `Age` (§4.2.3: a CDN in front of the issuer may already have held it), counted from when the
-//   request was sent. `cacheMaxAge` may shorten that, never lengthen it.
-// - `no-store` (§5.2.2.5): never kept; every verification fetches. `no-cache` (§5.2.2.4) and
-//   `max-age=0`: kept, but revalidated (If-None-Match, a 304 keeps the keys) before every use.
-// - no max-age: `Expires` minus `Date` (§4.2.1; an invalid Expires means already expired, §5.3);
-//   neither: 60 s. §4.2.2 would allow a heuristic lifetime; a short one is the safe choice for
-//   keys, since the issuer publishes new keys ahead of use (JWKS_MAX_AGE + margin) anyway.
-// - a repeated or malformed max-age makes the response stale at once (§4.2.1, §1.2.2).
-// - `s-maxage` and `proxy-revalidate` are for shared caches only and are ignored (§5.2.2.10, .8).
-// Once the lifetime is over, the set is fetched again before any token is accepted. If that
-// fetch fails, tokens are refused with jwks_unavailable (a 503 in the Fastify plugin), unless
-// the issuer sent `stale-if-error=N` (RFC 5861 §4): then, for N seconds past the lifetime and
-// only for a network error, a timeout or a 500/502/503/504, the last set is still used and the
-// fetch is retried at most once per cooldown. `must-revalidate` and `no-cache` forbid that
-// (RFC 9111 §4.2.4). A revoked key is thus never trusted longer than the issuer said it may be.
-// An unknown kid causes a fetch too, at most once per cooldown after a successful fetch.
-
-/** Used when the JWKS response carries no freshness information at all (see above). */
-const DEFAULT_JWKS_LIFETIME_SECONDS = 60;
-/** RFC 9111 §1.2.2: larger delta-seconds are taken as 2^31. */
-const MAX_DELTA_SECONDS = 2_147_483_648;
-/** RFC 5861 §4: the "errors" a stale response may stand in for. */
-const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
-
-function duration(option: string, value: number | undefined, fallback: number, finite = false): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || Number.isNaN(value) || value < 0 || (finite && !Number.isSafeInteger(value))) {
-    throw new TypeError(`createVerifier: ${option} must be a non-negative ${finite ? "integer" : "number"} of milliseconds`);
-  }
-  return value;
-}
-
-/** RFC 9111 §5.2: directive names (lower-cased) -> their arguments, unquoted. */
-function parseCacheControl(value: string | null): Map<string, string[]> {
-  const directives = new Map<string, string[]>();
-  if (!value) return directives;
-  const directive = /\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*(?:=\s*(?:"((?:[^"\\]|\\.)*)"|([!#$%&'*+.^_`|~0-9A-Za-z-]*)))?\s*(?:,|$)/y;
-  let i = 0;
-  while (i < value.length) {
-    directive.lastIndex = i;
-    const m = directive.exec(value);
-    if (m) {
-      const name = m[1]!.toLowerCase();
-      const arg = m[2] !== undefined ? m[2].replace(/\\(.)/g, "$1") : (m[3] ?? "");
-      directives.set(name, [...(directives.get(name) ?? []), arg]);
-      i = directive.lastIndex;
-    } else {
-      // An empty list element or something that is not a directive: skip to the next element.
-      const comma = value.indexOf(",", i);
-      i = comma === -1 ? value.length : comma + 1;
-    }
-  }
-  return directives;
-}
-
-/** A delta-seconds argument; a repeated or malformed one counts as 0 (stale, RFC 9111 §4.2.1). */
-function deltaSeconds(args: string[] | undefined): number | undefined {
-  if (args === undefined) return undefined;
-  if (new Set(args).size !== 1 || !/^\d+$/.test(args[0]!)) return 0;
-  return Math.min(Number(args[0]), MAX_DELTA_SECONDS);
-}
-
-/** The response header fields the cache keeps (a 304 updates them: RFC 9111 §4.3.4). */
-interface CacheHeaders {
-  cacheControl: string | null;
-  expires: string | null;
-  date: string | null;
-  age: string | null;
-  etag: string | null;
-}
-
-const cacheHeaders = (h: Headers): CacheHeaders => ({
-  cacheControl: h.get("cache-control"),
-  expires: h.get("expires"),
-  date: h.get("date"),
-  age: h.get("age"),
-  etag: h.get("etag"),
-});
-
-interface CachePolicy {
-  store: boolean;
-  /** milliseconds after the request was sent during which the set may be used */
-  freshFor: number;
-  /** milliseconds after the request was sent during which it may stand in for a failed fetch */
-  usableOnErrorFor: number;
-}
-
-function cachePolicy(h: CacheHeaders, cacheMaxAge: number): CachePolicy {
-  const cc = parseCacheControl(h.cacheControl);
-  if (cc.has("no-store")) return { store: false, freshFor: 0, usableOnErrorFor: 0 };
-  let lifetime: number;
-  const maxAge = deltaSeconds(cc.get("max-age"));
-  if (cc.has("no-cache")) lifetime = 0;
-  else if (maxAge !== undefined) lifetime = maxAge;
-  else if (h.expires !== null) {
-    const expires = Date.parse(h.expires);
-    const date = h.date === null ? Number.NaN : Date.parse(h.date);
-    lifetime = Number.isNaN(expires) ? 0 : Math.max(0, (expires - (Number.isNaN(date) ? Date.now() : date)) / 1000);
-  } else lifetime = DEFAULT_JWKS_LIFETIME_SECONDS;
-  const age = h.age !== null && /^\d+$/.test(h.age.trim()) ? Math.min(Number(h.age.trim()), MAX_DELTA_SECONDS) : 0;
-  const freshFor = Math.min((lifetime - age) * 1000, cacheMaxAge);
-  const staleIfError = cc.has("no-cache") || cc.has("must-revalidate") ? 0 : (deltaSeconds(cc.get("stale-if-error")) ?? 0);
-  return { store: true, freshFor, usableOnErrorFor: freshFor + staleIfError * 1000 };
-}
-
-/** The key set could not be fetched; `transient` errors are those stale-if-error covers. */
-class KeySetUnavailable extends Error {
-  override readonly name = "KeySetUnavailable";
-  constructor(
-    message: string,
-    readonly transient: boolean,
-    cause?: unknown,
-  ) {
-    super(message, cause === undefined ? undefined : { cause });
-  }
-}
-
-type LocalKeySet = ReturnType<typeof createLocalJWKSet>;
-
-interface CachedKeySet {
-  keys: LocalKeySet;
-  headers: CacheHeaders;
-  store: boolean;
-  /** monotonic milliseconds */
-  freshUntil: number;
-  usableOnErrorUntil: number;
-}
-
-interface KeySetCacheOptions {
-  url: string;
-  fetch: FetchLike;
-  cacheMaxAge: number;
-  cooldownDuration: number;
-  timeoutDuration: number;
-}
-
-const isTimeout = (err: unknown) => err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-
-function createKeySetCache(o: KeySetCacheOptions): RemoteJWKSet {
-  // Monotonic: a wall-clock step back must not stretch a key set's lifetime.
-  const now = () => performance.now();
-  let cached: CachedKeySet | undefined;
-  let inflight: Promise<CachedKeySet> | undefined;
-  let lastSuccess = Number.NEGATIVE_INFINITY;
-  let lastTransientFailure = Number.NEGATIVE_INFINITY;
-
-  const entry = (keys: LocalKeySet, headers: CacheHeaders, sentAt: number): CachedKeySet => {
-    const policy = cachePolicy(headers, o.cacheMaxAge);
-    return { keys, headers, store: policy.store, freshUntil: sentAt + policy.freshFor, usableOnErrorUntil: sentAt + policy.usableOnErrorFor };
-  };
-
-  async function fetchKeySet(previous: CachedKeySet | undefined): Promise<CachedKeySet> {
-    const sentAt = now();
-    const headers = new Headers({ accept: "application/jwk-set+json, application/json" });
-    // RFC 9110 §13.1.2: revalidate what we hold; a 304 costs no key parsing.
-    if (previous?.headers.etag) headers.set("if-none-match", previous.headers.etag);
-    let res: Response;
-    try {
-      // No redirects: the keys come from jwks_uri, not from wherever it points.
-      res = await o.fetch(o.url, { method: "GET", headers, redirect: "manual", signal: AbortSignal.timeout(o.timeoutDuration) });
-    } catch (err) {
-      throw new KeySetUnavailable("the issuer's key set could not be reached", true, err);
-    }
-    if (res.status === 304 && previous) {
-      await res.body?.cancel().catch(() => undefined);
-      const fresh = cacheHeaders(res.headers);
-      const merged: CacheHeaders = { ...previous.headers };
-      for (const name of Object.keys(fresh) as (keyof CacheHeaders)[]) if (fresh[name] !== null) merged[name] = fresh[name];
-      return entry(previous.keys, merged, sentAt);
-    }
-    if (res.status !== 200) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new KeySetUnavailable(`the issuer's key set answered ${res.status}`, TRANSIENT_STATUS.has(res.status));
-    }
-    let json: unknown;
-    try {
-      json = await res.json();
-    } catch (err) {
-      throw new KeySetUnavailable("the issuer's key set is not JSON", isTimeout(err), err);
-    }
-    let keys: LocalKeySet;
-    try {
-      keys = createLocalJWKSet(json as JSONWebKeySet);
-    } catch (err) {
-      throw new KeySetUnavailable("the issuer's key set is not a JWK Set", false, err);
-    }
-    return entry(keys, cacheHeaders(res.headers), sentAt);
-  }
-
-  /** One fetch at a time: concurrent verifications wait for the same response. */
-  function refresh(): Promise<CachedKeySet> {
-    inflight ??= fetchKeySet(cached)
-      .then(
-        (got) => {
-          lastSuccess = now();
-          cached = got.store ? got : undefined;
-          return got;
-        },
-        (err: unknown) => {
-          if (err instanceof KeySetUnavailable && err.transient) lastTransientFailure = now();
-          throw err;
-        },
-      )
-      .finally(() => {
-        inflight = undefined;
-      });
-    return inflight;
-  }
-
-  /** A key set that may be used right now: the cached one while fresh, else a fetched one. */
-  async function usable(): Promise<CachedKeySet> {
-    const held = cached;
-    if (held && now() < held.freshUntil) return held;
-    const standIn = () => (held && now() < held.usableOnErrorUntil ? held : undefined);
-    // The issuer allowed stale-if-error and was just found down: retry once per cooldown, not
-    // on every request (each would wait for the timeout).
-    if (standIn() && now() - lastTransientFailure < o.cooldownDuration) return held!;
-    try {
-      return await refresh();
-    } catch (err) {
-      const stale = err instanceof KeySetUnavailable && err.transient ? standIn() : undefined;
-      if (stale) return stale;
-      throw err;
-    }
-  }
-
-  const resolve = async (protectedHeader?: JWSHeaderParameters, token?: FlattenedJWSInput): Promise<CryptoKey> => {
-    const set = await usable();
-    try {
-      return await set.keys(protectedHeader, token);
-    } catch (err) {
-      // A kid we do not know may be a key published after our fetch: fetch again, but at most
-      // once per cooldown, so tokens with made-up kids cannot make us hammer the issuer.
-      if (err instanceof errors.JWKSNoMatchingKey && now() - lastSuccess >= o.cooldownDuration) {
-        return (await refresh()).keys(protectedHeader, token);
-      }
-      throw err;
-    }
-  };
-
-  return Object.defineProperties(resolve, {
-    coolingDown: { get: () => now() - lastSuccess < o.cooldownDuration, enumerable: true },
-    fresh: { get: () => cached !== undefined && now() < cached.freshUntil, enumerable: true },
-    reloading: { get: () => inflight !== undefined, enumerable: true },
-    reload: {
-      value: async () => {
-        await refresh();
-      },
-      enumerable: true,
-    },
-    jwks: { value: () => cached?.keys.jwks(), enumerable: true },
-  }) as RemoteJWKSet;
-}
 
 /** jose's error classes -> stable codes, with our own fixed messages. */
 function fromJose(err: unknown): TokenVerificationError {
@@ -617,6 +342,7 @@ function toClaims(p: JWTPayload): AccessTokenClaims {
     roles: p.roles === undefined ? [] : [...(p.roles as string[])],
   };
   if (p.sid !== undefined) claims.sid = p.sid as string;
+  if (p.status !== undefined) claims.status = p.status as { status_list: StatusListReference };
   return claims;
 }
 
@@ -677,7 +403,7 @@ export function createIntrospector(options: IntrospectorOptions): Introspector {
   const endpoint = new URL(options.introspectionEndpoint).href;
   if (!options.clientId || !options.clientSecret) throw new TypeError("createIntrospector: clientId and clientSecret are required");
   const authorization = basicAuthorization(options.clientId, options.clientSecret);
-  const doFetch: FetchLike = options.fetch ?? ((url, init) => fetch(url, init));
+  const doFetch: FetchLike = options.fetch ?? globalFetch;
   const timeout = options.timeoutDuration ?? 5000;
 
   return {
