@@ -8,6 +8,9 @@ WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
+# packages/verifier (the @tessera/verifier workspace) is left out on purpose: the issuer does not
+# import the kit, and npm ci skips a workspace whose folder is absent, so the image gets neither
+# the kit nor a link to it (checked by hand with npm 11: npm ci and npm prune succeed).
 COPY package.json package-lock.json ./
 # Install scripts are run explicitly below (only better-sqlite3 needs one), the same decision
 # package.json's allowScripts records for npm 11.

@@ -16,6 +16,7 @@ import { logRequest, requestIdOf } from "./http/request-log.ts";
 import { publicMetricsRoutes } from "./http/routes/metrics.ts";
 import { metricsOf } from "./metrics.ts";
 import { revocationIntrospectionRoutes } from "./http/routes/revocation-introspection.ts";
+import { statusListRoutes } from "./http/routes/status-lists.ts";
 import { tokenRoutes } from "./http/routes/token.ts";
 import { wellKnownRoutes } from "./http/routes/well-known.ts";
 import type { Services } from "./services.ts";
@@ -72,6 +73,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   // Public, read-only documents: no cookies, bodies or CORS negotiation on their path, so the
   // JWKS is served with as little per-request work as possible.
   wellKnownRoutes(app, services);
+  statusListRoutes(app, services);
   healthRoutes(app, services);
 
   // The OAuth and browser endpoints, in their own context with cookies, forms and CORS.

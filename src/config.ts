@@ -30,6 +30,11 @@ export interface Config {
   logLevel: string;
   /** Cache-Control max-age of the JWKS, seconds */
   jwksMaxAge: number;
+  /**
+   * STATUS_LIST_TTL: the `ttl` of the token status lists and their Cache-Control max-age, seconds;
+   * instances rebuild their lists every ttl/2
+   */
+  statusListTtl: number;
   /** client_id of the first-party public client used by the browser endpoints */
   webClientId: string;
   /** scopes the first-party web client may request (space-separated in WEB_CLIENT_SCOPES) */
@@ -248,6 +253,11 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push(`REFRESH_REUSE_GRACE=${refreshReuseGrace}: at most 300 seconds; a long grace window weakens reuse detection`);
   }
 
+  const statusListTtl = duration("STATUS_LIST_TTL", 10, 1);
+  if (statusListTtl > 3600) {
+    problems.push(`STATUS_LIST_TTL=${statusListTtl}: at most 3600 seconds; it bounds how long a revoked access token is still accepted by services`);
+  }
+
   const logLevel = str("LOG_LEVEL", "info");
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
     problems.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: expected fatal, error, warn, info, debug, trace or silent`);
@@ -372,6 +382,7 @@ export function loadConfig(env: Env = process.env): Config {
     allowRegistration: bool("ALLOW_REGISTRATION", true),
     logLevel,
     jwksMaxAge: duration("JWKS_MAX_AGE", 300, 0),
+    statusListTtl,
     webClientId: str("WEB_CLIENT_ID", "web"),
     webClientScopes: str("WEB_CLIENT_SCOPES", "profile").split(/[\s,]+/).filter(Boolean),
     allowedOrigins,

@@ -33,6 +33,8 @@ async function main(): Promise<void> {
 
     // Pick up rotations done by the script, the CLI or another instance.
     services.keyReloader.start(config.keysReloadInterval);
+    // Token status lists: the bits revoked through another instance or the CLI, every ttl/2.
+    services.statusLists.start();
 
     const pruneTimer =
       config.pruneInterval > 0
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
       logger.info({ signal }, "shutting down: draining in-flight requests");
       clearInterval(pruneTimer);
       services.keyReloader.stop();
+      services.statusLists.stop();
       const force = setTimeout(() => {
         logger.error("shutdown took too long; exiting");
         process.exit(1);

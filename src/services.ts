@@ -17,6 +17,8 @@ import { Sessions } from "./domain/sessions/sessions.ts";
 import { AccessTokenIssuer } from "./domain/tokens/access-token.ts";
 import { TokenIntrospection } from "./domain/tokens/introspection.ts";
 import { TokenRevocation } from "./domain/tokens/revocation.ts";
+import { StatusIndexAllocator } from "./domain/tokens/status-index.ts";
+import { StatusListPublisher } from "./domain/tokens/status-publisher.ts";
 import { FileKeyStore } from "./storage/file-key-store.ts";
 import { loadOrCreateSecret } from "./storage/secret-file.ts";
 import { IssuedTokens } from "./domain/tokens/issued-tokens.ts";
@@ -42,6 +44,10 @@ export interface Services {
   issuedTokens: IssuedTokens;
   revocation: TokenRevocation;
   introspection: TokenIntrospection;
+  /** token status list indices (sessions, client_credentials tokens) */
+  statusIndices: StatusIndexAllocator;
+  /** the token status lists this instance serves; start() rebuilds them every ttl/2 */
+  statusLists: StatusListPublisher;
   /** process state the HTTP layer reports (readiness turns off while draining) */
   lifecycle: { draining: boolean };
 }
@@ -159,7 +165,20 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       createdAt: clock.now(),
       disabledAt: null,
     });
-    const sessions = new Sessions(storage.sessions, clock, secret, audit, config);
+    // Token status lists (draft-ietf-oauth-status-list): built now, so the first request finds them.
+    const statusIndices = new StatusIndexAllocator(storage.statusIndices);
+    const statusLists = new StatusListPublisher({
+      revoked: storage.revokedIndices,
+      indices: storage.statusIndices,
+      keys,
+      clock,
+      issuer: config.issuer,
+      ttl: config.statusListTtl,
+      onError: (err) => logger.error({ err: { message: err.message } }, "status list rebuild failed; serving the last lists until they expire"),
+      onRecovered: () => logger.info({}, "status lists rebuilt again"),
+    });
+    await statusLists.rebuild();
+    const sessions = new Sessions(storage.sessions, clock, secret, audit, config, statusIndices, statusLists);
     const clients = new Clients(storage.clients, config.clientCacheTtl);
     return {
       config,
@@ -176,7 +195,9 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       sessions,
       lifecycle: { draining: false },
       issuedTokens: new IssuedTokens(),
-      revocation: new TokenRevocation({ keys, clock, issuer: config.issuer, sessions, revocations: storage.revocations, audit }),
+      statusIndices,
+      statusLists,
+      revocation: new TokenRevocation({ keys, clock, issuer: config.issuer, sessions, revocations: storage.revocations, audit, statusLists }),
       introspection: new TokenIntrospection({
         keys,
         clock,

@@ -1,5 +1,6 @@
 // Key commands shared by `npm run rotate-keys` and `npm run cli -- keys ...`. Each returns the
 // text to print and a JSON value for --json.
+import { maxAccessTokenTtl } from "../domain/clients/clients.ts";
 import { pruneExpired, type PruneCounts } from "../domain/retention.ts";
 import type { AppliedAction, KeyInfo } from "../domain/keys/key-manager.ts";
 import { keyMetaJson } from "../domain/keys/signing-key.ts";
@@ -111,8 +112,7 @@ const JOSE_DEFAULT_CACHE_SECONDS = 600;
  */
 async function longestAccessTokenTtl(ctx: AdminContext): Promise<number | null> {
   try {
-    const clients = await ctx.storage.clients.list();
-    return Math.max(ctx.config.accessTokenTtl, ...clients.map((c) => c.accessTokenTtl ?? 0));
+    return maxAccessTokenTtl(ctx.config.accessTokenTtl, await ctx.storage.clients.list());
   } catch {
     return null;
   }

@@ -16,7 +16,10 @@ export async function disableUser(ctx: AdminContext, email: string): Promise<Com
   await ctx.audit.record("user.disabled", { userId: user.id, details: { sessionsRevoked: revoked } });
   return {
     found: true,
-    text: `user ${user.email} disabled; ${plural(revoked, "session")} revoked. Access tokens already issued stay valid until they expire (at most ${ctx.config.accessTokenTtl}s).`,
+    text:
+      `user ${user.email} disabled; ${plural(revoked, "session")} revoked. Services that check the token status list refuse its access tokens ` +
+      `within ${1.5 * ctx.config.statusListTtl}s (the servers' next list rebuild, STATUS_LIST_TTL/2, plus STATUS_LIST_TTL); ` +
+      `services that do not accept them until they expire (at most ${ctx.config.accessTokenTtl}s).`,
     json: { disabled: user.email, sessionsRevoked: revoked },
   };
 }

@@ -80,6 +80,12 @@ export class Conflict extends OAuthError {
   }
 }
 
+export class NotFound extends OAuthError {
+  constructor(description: string) {
+    super("not_found", 404, description);
+  }
+}
+
 export class Forbidden extends OAuthError {
   constructor(error: string, description: string) {
     super(error, 403, description);

@@ -36,6 +36,8 @@ export const clientCredentialsGrant: Grant = {
       scope,
       audience,
       ttl: client.accessTokenTtl,
+      // An index of its own: RFC 7009 revocation sets this token's bit alone.
+      statusIdx: await services.statusIndices.allocate(),
     });
     return tokenResponse(access, scope);
   },

@@ -25,6 +25,7 @@ export const passwordGrant: Grant = {
       sessionId: refresh.session.id,
       roles: user.roles,
       ttl: client.accessTokenTtl,
+      statusIdx: refresh.session.statusIdx,
     });
     await services.audit.record("login.succeeded", { userId: user.id, clientId: client.id, sessionId: refresh.session.id });
     return tokenResponse(access, scope, refresh);

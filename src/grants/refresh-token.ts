@@ -36,6 +36,8 @@ export const refreshTokenGrant: Grant = {
       sessionId: refresh.session.id,
       roles: refresh.roles,
       ttl: client.accessTokenTtl,
+      // The session's index: every access token of the session shares its status list bit.
+      statusIdx: refresh.session.statusIdx,
     });
     return tokenResponse(access, scope, refresh);
   },

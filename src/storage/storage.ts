@@ -8,6 +8,8 @@ import type { UserStore } from "../domain/credentials/user-store.ts";
 import type { KeyStore } from "../domain/keys/key-store.ts";
 import type { SessionStore } from "../domain/sessions/session-store.ts";
 import type { RevocationStore } from "../domain/tokens/revocation-store.ts";
+import type { StatusIndexStore } from "../domain/tokens/status-index.ts";
+import type { RevokedIndexStore } from "../domain/tokens/status-publisher.ts";
 
 export interface Storage {
   users: UserStore;
@@ -16,6 +18,9 @@ export interface Storage {
   sessions: SessionStore;
   audit: AuditStore;
   revocations: RevocationStore;
+  /** token status lists: the shared index counter, and the revoked indices the lists show */
+  statusIndices: StatusIndexStore;
+  revokedIndices: RevokedIndexStore;
   /** throws when the database cannot be reached */
   ping(): Promise<void>;
   close(): Promise<void>;

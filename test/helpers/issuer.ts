@@ -5,8 +5,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
+import { inflateSync } from "node:zlib";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
-import { createLocalJWKSet, jwtVerify, type JWTPayload } from "jose";
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet, type JWTPayload } from "jose";
 import { describe, inject } from "vitest";
 import { buildApp } from "../../src/app.ts";
 import { loadConfig, type Config } from "../../src/config.ts";
@@ -109,12 +110,46 @@ export async function startIssuer(flavor: Flavor, opts: IssuerOptions = {}): Pro
     databaseUrl: db.url,
     keysDir,
     async close() {
+      services.statusLists.stop();
       await app.close();
       await storage.close();
       if (!opts.databaseUrl) await db.drop();
       if (ownKeys) rmSync(keysDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Several issuer instances on one fresh database, as behind a load balancer. */
+export interface InstanceGroup {
+  db: TempDatabase;
+  instances: TestIssuer[];
+  /** closes every instance (the first last: others may share its keys directory), then drops the database */
+  close(): Promise<void>;
+}
+
+/** `count` instances on one fresh database; with `shareKeysDir`, all use the first one's KEYS_DIR (the file key store). */
+export async function startInstances(
+  flavor: Flavor,
+  count: number,
+  opts: Omit<IssuerOptions, "databaseUrl" | "keysDir"> & { shareKeysDir?: boolean } = {},
+): Promise<InstanceGroup> {
+  const { shareKeysDir, ...issuerOpts } = opts;
+  const db = await freshDatabase(flavor);
+  const instances: TestIssuer[] = [];
+  const close = async () => {
+    for (const i of [...instances].reverse()) await i.close();
+    await db.drop();
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      const keysDir = shareKeysDir && instances[0] ? { keysDir: instances[0].keysDir } : {};
+      instances.push(await startIssuer(flavor, { ...issuerOpts, ...keysDir, databaseUrl: db.url }));
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { db, instances, close };
 }
 
 // ---- protocol helpers: what a client does ----
@@ -191,6 +226,44 @@ export async function verifyAccessToken(issuer: TestIssuer, token: string, opts:
     currentDate: issuer.clock.now(),
   });
   return payload;
+}
+
+// ---- token status lists: what a service does (draft-ietf-oauth-status-list-20 §8.3) ----
+
+/** The token's `status.status_list` reference (§6.2), or null when it has none. */
+export function statusRefOf(token: string): { idx: number; uri: string } | null {
+  const ref = (decodeJwt(token).status as { status_list?: { idx: number; uri: string } } | undefined)?.status_list;
+  return ref ?? null;
+}
+
+/**
+ * The status of `token` as a service finds it: GET the list its claim names (from `from`, another
+ * instance on the same database if given), verify the list token with that instance's JWKS (the
+ * issuer's algorithm pinned, typ statuslist+jwt, iss, exp at the issuer's clock), check that its
+ * sub is the claim's uri, and read the token's bit: 0 valid, 1 revoked.
+ */
+export async function statusOf(issuer: TestIssuer, token: string, from: TestIssuer = issuer): Promise<number> {
+  const ref = statusRefOf(token);
+  if (!ref) throw new Error("the token has no status claim");
+  const res = await from.app.inject({ method: "GET", url: new URL(ref.uri).pathname });
+  if (res.statusCode !== 200) throw new Error(`GET ${ref.uri}: ${res.statusCode} ${res.body}`);
+  const jwks = (await from.app.inject({ method: "GET", url: "/.well-known/jwks.json" })).json() as JSONWebKeySet;
+  const { payload } = await jwtVerify(res.body, createLocalJWKSet(jwks), {
+    algorithms: [from.config.signingAlg],
+    issuer: from.config.issuer,
+    typ: "statuslist+jwt",
+    subject: ref.uri,
+    currentDate: from.clock.now(),
+    requiredClaims: ["iat", "exp", "sub"],
+  });
+  const { bits, lst } = payload.status_list as { bits: number; lst: string };
+  if (bits !== 1) throw new Error(`unexpected bits ${bits}`);
+  const bytes = inflateSync(Buffer.from(lst, "base64url"));
+  // §6.2: idx is the position in the list the uri names.
+  const position = ref.idx;
+  // §8.3: an index out of the list's bounds says nothing; the token is rejected.
+  if (position >> 3 >= bytes.length) throw new Error(`index ${ref.idx} is out of the list's bounds`);
+  return ((bytes[position >> 3] ?? 0) >> (position & 7)) & 1;
 }
 
 export function errorOf(res: LightMyRequestResponse): { status: number; error: string; description: string } {

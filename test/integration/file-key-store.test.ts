@@ -239,6 +239,9 @@ describe("createServices and the key files", () => {
       isUnavailable: () => false,
       revocations: {} as Storage["revocations"],
       loginThrottle: {} as Storage["loginThrottle"],
+      // An empty database as far as the token status lists go (createServices builds them).
+      statusIndices: { reserve: async () => 0, reserved: async () => 0 },
+      revokedIndices: { revokedIndices: async () => [] },
       keyStore: () => {
         throw new Error("the file key store is under test");
       },

@@ -13,13 +13,13 @@ import { createLogger } from "../../src/logger.ts";
 import { createServices } from "../../src/services.ts";
 import { openPrismaStorage } from "../../src/storage/prisma/index.ts";
 import {
-  freshDatabase,
   LogCapture,
   login,
   refreshGrant,
-  startIssuer,
+  startInstances,
   verifyAccessToken,
   type Flavor,
+  type InstanceGroup,
   type TestIssuer,
   type TokenPair,
 } from "../helpers/issuer.ts";
@@ -48,23 +48,21 @@ function twoInstances(flavor: Flavor): void {
   const encryptionKey = randomBytes(32).toString("base64");
   const env = { KEY_STORE: "database", KEYS_ENCRYPTION_KEY: encryptionKey, KEYS_RELOAD_INTERVAL: "1", REFRESH_REUSE_GRACE: "10", LOG_LEVEL: "warn" };
   const clock = new FakeClock(new Date());
-  let db: { url: string; drop: () => Promise<void> };
+  let group: InstanceGroup;
+  let db: { url: string };
   let a: TestIssuer;
   let b: TestIssuer;
 
   beforeAll(async () => {
-    db = await freshDatabase(flavor);
-    a = await startIssuer(flavor, { databaseUrl: db.url, clock, env });
-    b = await startIssuer(flavor, { databaseUrl: db.url, clock, env });
+    group = await startInstances(flavor, 2, { clock, env });
+    ({ db } = group);
+    [a, b] = group.instances as [TestIssuer, TestIssuer];
     a.services.keyReloader.start(1);
     b.services.keyReloader.start(1);
   });
   afterAll(async () => {
-    for (const i of [b, a]) {
-      i?.services.keyReloader.stop();
-      await i?.close();
-    }
-    await db?.drop();
+    for (const i of [b, a]) i?.services.keyReloader.stop();
+    await group?.close();
   });
 
   const signingKeyRows = () => a.storage.db.signingKey.findMany({ orderBy: { kid: "asc" } });

@@ -1,6 +1,7 @@
 // Revocation (RFC 7009, POST /oauth/revoke) and introspection (RFC 7662, POST /oauth/introspect)
-// round trips as clients and resource servers see them: access tokens go on a deny-list,
-// refresh tokens revoke their whole session, only the owning client may revoke or introspect its
+// round trips as clients and resource servers see them: access tokens go on a deny-list (a user's
+// access token revokes its session too: it shares the session's status list bit), refresh tokens
+// revoke their whole session, only the owning client may revoke or introspect its
 // refresh tokens, anything unknown/foreign/expired is a 200 no-op and {active:false}, disabled
 // users lose every session, and the deny-list does not outlive the tokens on it.
 import type { LightMyRequestResponse } from "fastify";
@@ -165,6 +166,8 @@ describeEachDb("revocation and introspection", (flavor) => {
     expect(res.statusCode, res.body).toBe(200);
     expect(await introspect(pair.access_token)).toEqual(INACTIVE);
     expect(await introspect(pair.access_token, { method: "post", ...RS })).toEqual(INACTIVE);
+    // A user's access token shares its session's status list bit: its session is revoked with it.
+    expectError(await refreshGrant(issuer.app, pair.refresh_token), 400, "invalid_grant");
     await expectRevoked200(web, pair.access_token);
     await expectRevoked200(web, pair.access_token, { token_type_hint: "access_token" });
     expect(await introspect(pair.access_token)).toEqual(INACTIVE);

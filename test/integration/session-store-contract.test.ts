@@ -117,6 +117,8 @@ const targets: Target[] = [memoryTarget, ...flavors().map(prismaTarget)];
 // ---- records ----
 
 const newHash = () => hashRefreshToken(newRefreshToken());
+/** Token status list indices: unique per session, as the allocator hands them out. */
+let nextStatusIdx = 2 ** 40; // beyond 32 bits: the column is a BIGINT
 
 function sessionRecord(userId: string, o: Partial<SessionRecord> = {}): SessionRecord {
   return {
@@ -128,6 +130,7 @@ function sessionRecord(userId: string, o: Partial<SessionRecord> = {}): SessionR
     expiresAt: at(T0, 3 * HOUR),
     revokedAt: null,
     revokedReason: null,
+    statusIdx: nextStatusIdx++,
     ...o,
   };
 }
@@ -212,6 +215,28 @@ for (const target of targets) {
       await expect(store.start(session, tokenRecord(session, null, { hash: first.hash }))).rejects.toThrow();
       expect(await store.findSession(session.id)).toBeNull();
       expect((await store.findToken(first.hash))!.session.id).toBe(first.sessionId);
+    });
+
+    it("statusIdx is stored and read back by findToken and findSession; null (a session from before the status list) too", async () => {
+      const { session, first } = await started();
+      expect(typeof session.statusIdx).toBe("number");
+      expect((await store.findToken(first.hash))!.session.statusIdx).toBe(session.statusIdx);
+      expect((await store.findSession(session.id))!.statusIdx).toBe(session.statusIdx);
+      const old = await started({ session: { statusIdx: null } });
+      expect((await store.findToken(old.first.hash))!.session.statusIdx).toBeNull();
+      expect((await store.findSession(old.session.id))!.statusIdx).toBeNull();
+      // Several sessions without an index may coexist.
+      await started({ session: { statusIdx: null } });
+    });
+
+    it("statusIdx is unique: a session started with another session's index is refused, and nothing of it is stored", async () => {
+      const { session } = await started();
+      const userId = await b.user();
+      const clash = sessionRecord(userId, { statusIdx: session.statusIdx });
+      const first = tokenRecord(clash, null);
+      await expect(store.start(clash, first)).rejects.toThrow();
+      expect(await store.findSession(clash.id)).toBeNull();
+      expect(await store.findToken(first.hash)).toBeNull();
     });
 
     it("records read back are copies: changing one does not change the store", async () => {
@@ -427,6 +452,18 @@ for (const target of targets) {
       expect(await store.findChildOf(live.first.id)).toEqual({ token: liveChild, consumed: false });
       // Nothing dead is left to delete.
       expect(await store.pruneDead(now, revokedBefore)).toEqual({ sessions: 0 });
+    });
+
+    it("pruneDead keeps a revoked session until the revocation cutoff even when it has ended or gone idle (its status bit)", async () => {
+      const now = at(T0, 10 * HOUR);
+      const revokedBefore = at(now, -HOUR);
+      const ended = await started({ session: { expiresAt: at(now, -1) }, first: { expiresAt: at(now, -1) } });
+      const idle = await started({ first: { expiresAt: at(now, -1) } });
+      for (const s of [ended, idle]) await store.revoke(s.session.id, "logout", revokedBefore);
+      expect(await store.pruneDead(now, revokedBefore)).toEqual({ sessions: 0 });
+      for (const s of [ended, idle]) expect((await store.findSession(s.session.id))!.revokedAt).toEqual(revokedBefore);
+      expect(await store.pruneDead(now, at(revokedBefore, 1))).toEqual({ sessions: 2 });
+      for (const s of [ended, idle]) expect(await store.findSession(s.session.id)).toBeNull();
     });
 
     it("pruneDead keeps a session whose end, or newest token's deadline, is exactly now (deleted from the next instant)", async () => {

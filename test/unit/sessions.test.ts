@@ -8,10 +8,18 @@ import { describe, expect, it } from "vitest";
 import { Audit, type AuditEventType } from "../../src/domain/audit.ts";
 import type { AuditEventRecord, AuditStore } from "../../src/domain/audit-store.ts";
 import { InvalidGrant } from "../../src/domain/errors.ts";
-import { Sessions, type IssuedRefreshToken, type SessionPolicy } from "../../src/domain/sessions/sessions.ts";
+import {
+  REVOKED_SESSION_RETENTION,
+  revokedSessionRetention,
+  Sessions,
+  type IssuedRefreshToken,
+  type SessionPolicy,
+} from "../../src/domain/sessions/sessions.ts";
 import type { SessionStore } from "../../src/domain/sessions/session-store.ts";
 import { hashRefreshToken } from "../../src/domain/tokens/refresh-token.ts";
+import { StatusIndexAllocator } from "../../src/domain/tokens/status-index.ts";
 import { MemorySessionStore, type SessionUser } from "../../src/storage/memory/session-store.ts";
+import { MemoryStatusIndexStore } from "../../src/storage/memory/status-index-store.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
 
 const T0 = new Date("2030-01-01T00:00:00.000Z");
@@ -58,7 +66,11 @@ function setup(policy: Partial<SessionPolicy> = {}) {
   const audit = new Audit(memoryAudit(events), quiet, clock);
   const secret = randomBytes(32);
   const fullPolicy = { ...POLICY, ...policy };
-  const sessionsOn = (s: SessionStore) => new Sessions(s, clock, secret, audit, fullPolicy);
+  const statusIndices = new StatusIndexAllocator(new MemoryStatusIndexStore());
+  /** how many times the rules told the status lists of a revocation */
+  const revocationsHeard = { count: 0 };
+  const statusLists = { revoked: async () => void revocationsHeard.count++ };
+  const sessionsOn = (s: SessionStore) => new Sessions(s, clock, secret, audit, fullPolicy, statusIndices, statusLists);
   const sessions = sessionsOn(store);
   const login = (o: { refreshTokenTtl?: number | null } = {}) => sessions.start({ userId: USER, clientId: CLIENT, scope: "profile", ...o });
   return {
@@ -69,6 +81,9 @@ function setup(policy: Partial<SessionPolicy> = {}) {
     audit,
     sessions,
     sessionsOn,
+    statusIndices,
+    statusLists,
+    revocationsHeard,
     login,
     /** a login whose first token was rotated `after` seconds ago: s.refreshToken is consumed */
     async rotatedAgo(after: number) {
@@ -246,7 +261,7 @@ describe("sessions: the grace window", () => {
     const t = setup();
     const s = await t.login();
     await t.sessions.rotate(s.refreshToken, CLIENT);
-    const restarted = new Sessions(t.store, t.clock, randomBytes(32), t.audit, POLICY);
+    const restarted = new Sessions(t.store, t.clock, randomBytes(32), t.audit, POLICY, t.statusIndices, t.statusLists);
     await invalidGrant(restarted.rotate(s.refreshToken, CLIENT));
     expect((await t.stored(s)).revokedReason).toBe("refresh_token_reuse");
   });
@@ -474,6 +489,72 @@ describe("sessions: revocation and pruning", () => {
     expect((await t.sessions.rotate(liveNext.refreshToken, CLIENT)).outcome).toBe("rotated");
     expect(await t.sessions.pruneDead(3600)).toBe(0);
     expect(t.count("sessions.pruned")).toBe(1);
+  });
+
+  it("a revoked session is kept for the revocation retention even once it has ended and gone idle (its status bit stays set)", async () => {
+    const t = setup();
+    const s = await t.login();
+    await t.sessions.revokeSession(s.session, "logout");
+    // Past the idle timeout (1 h) and the absolute end (3 h): an unrevoked session would go now.
+    t.clock.advance(5 * 3600);
+    expect(await t.sessions.pruneDead(REVOKED_SESSION_RETENTION)).toBe(0);
+    expect((await t.stored(s)).revokedReason).toBe("logout");
+    t.clock.advance(REVOKED_SESSION_RETENTION - 5 * 3600);
+    expect(await t.sessions.pruneDead(REVOKED_SESSION_RETENTION)).toBe(0); // revoked exactly at the cutoff
+    t.clock.advance(1);
+    expect(await t.sessions.pruneDead(REVOKED_SESSION_RETENTION)).toBe(1);
+  });
+
+  it("revoked sessions are kept a day, or the longest access-token lifetime plus the clock skew if that is longer", () => {
+    expect(revokedSessionRetention(900, 60)).toBe(86400);
+    expect(revokedSessionRetention(86400, 60)).toBe(86460);
+    expect(revokedSessionRetention(7 * 86400, 0)).toBe(7 * 86400);
+  });
+});
+
+describe("sessions: token status list", () => {
+  it("each session gets its own index; every rotation and grace retry of a session keeps it", async () => {
+    const t = setup();
+    const [a, b, c] = [await t.login(), await t.login(), await t.login()];
+    const indices = [a, b, c].map((x) => x.session.statusIdx);
+    expect(new Set(indices).size).toBe(3);
+    for (const idx of indices) expect(Number.isSafeInteger(idx) && idx! >= 0).toBe(true);
+    expect((await t.stored(a)).statusIdx).toBe(a.session.statusIdx);
+    const r = await t.sessions.rotate(a.refreshToken, CLIENT);
+    expect(r.session.statusIdx).toBe(a.session.statusIdx);
+    const retry = await t.sessions.rotate(a.refreshToken, CLIENT);
+    expect(retry.outcome).toBe("grace_retry");
+    expect(retry.session.statusIdx).toBe(a.session.statusIdx);
+    t.clock.advance(60);
+    expect((await t.sessions.rotate(r.refreshToken, CLIENT)).session.statusIdx).toBe(a.session.statusIdx);
+  });
+
+  it("2000 sessions (two blocks and more): all indices distinct", async () => {
+    const t = setup();
+    const indices = await Promise.all(Array.from({ length: 2000 }, () => t.login().then((x) => x.session.statusIdx)));
+    expect(new Set(indices).size).toBe(2000);
+  });
+
+  it("the status lists hear of every revocation this instance makes, once: logout, reuse; nothing for a no-op", async () => {
+    const t = setup();
+    const a = await t.login();
+    await t.sessions.revokeSession(a.session, "logout");
+    expect(t.revocationsHeard.count).toBe(1);
+    await t.sessions.revokeSession(a.session, "logout"); // already revoked
+    expect(await t.sessions.revokeByToken("garbage", "logout")).toBeNull();
+    expect(t.revocationsHeard.count).toBe(1);
+    const { s } = await t.rotatedAgo(60);
+    await invalidGrant(t.sessions.rotate(s.refreshToken, CLIENT));
+    expect((await t.stored(s)).revokedReason).toBe("refresh_token_reuse");
+    expect(t.revocationsHeard.count).toBe(2);
+    // The revocation is committed before the lists hear of it.
+    const b = await t.login();
+    let revokedWhenHeard: Date | null | undefined;
+    const heard = new Sessions(t.store, t.clock, randomBytes(32), t.audit, POLICY, t.statusIndices, {
+      revoked: async () => void (revokedWhenHeard = (await t.stored(b)).revokedAt),
+    });
+    await heard.revokeSession(b.session, "logout");
+    expect(revokedWhenHeard).toEqual(t.clock.now());
   });
 });
 

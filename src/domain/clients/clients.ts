@@ -9,6 +9,10 @@ import { InvalidClient, InvalidScope, UnauthorizedClient } from "../errors.ts";
 /** Client secrets are 256-bit random values, so a fast hash is the right one. */
 export const hashClientSecret = (secret: string): string => createHash("sha256").update(secret, "utf8").digest("base64url");
 
+/** The longest access-token lifetime any of `clients` can issue (a client may override the default). */
+export const maxAccessTokenTtl = (defaultTtl: number, clients: readonly Pick<ClientRecord, "accessTokenTtl">[]): number =>
+  Math.max(defaultTtl, ...clients.map((c) => c.accessTokenTtl ?? 0));
+
 export interface ClientCredentials {
   clientId: string;
   clientSecret?: string;

@@ -1,23 +1,18 @@
 // Signing keys in memory: which key signs, and the JWKS bytes verifiers fetch.
 // The JWKS is built once per key set from an explicit allow-list of public members
 // (RFC 7517 §4, RFC 7518 §6), so a private member can never leak into it.
-import { createHash } from "node:crypto";
 import type { JWK } from "jose";
+import { publish, type PublishedDocument } from "../published.ts";
 import { publicPart, type SigningAlg, type SigningKey } from "./signing-key.ts";
 
 export function publicJwkOf(key: Pick<SigningKey, "kid" | "alg" | "publicJwk">): JWK {
   return { ...publicPart(key.publicJwk), kid: key.kid, use: "sig", alg: key.alg };
 }
 
-export interface PublishedJwks {
-  body: Buffer;
-  etag: string;
-}
+export type PublishedJwks = PublishedDocument;
 
 export function publishJwks(keys: readonly SigningKey[]): PublishedJwks {
-  const body = Buffer.from(JSON.stringify({ keys: keys.map(publicJwkOf) }));
-  const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
-  return { body, etag };
+  return publish(Buffer.from(JSON.stringify({ keys: keys.map(publicJwkOf) })));
 }
 
 export class NoSigningKeyError extends Error {

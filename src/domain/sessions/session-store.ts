@@ -12,6 +12,12 @@ export interface SessionRecord {
   expiresAt: Date;
   revokedAt: Date | null;
   revokedReason: string | null;
+  /**
+   * the session's token status list index (domain/tokens/status-index.ts): every access token of
+   * the session carries it, and its bit is set while the session is revoked; null for sessions
+   * started before the status list existed (their access tokens carry no status claim)
+   */
+  statusIdx: number | null;
 }
 
 export interface RefreshTokenRecord {
@@ -61,8 +67,10 @@ export interface SessionStore {
   /** revokes every live session of a user; returns how many */
   revokeAllForUser(userId: string, reason: string, at: Date): Promise<number>;
   /**
-   * Deletes sessions that can never be used again: past their absolute end, idle past the
-   * deadline of their newest token, or revoked before `revokedBefore`. Live ones are untouched.
+   * Deletes sessions that can never be used again: unrevoked ones past their absolute end or idle
+   * past the deadline of their newest token, and revoked ones revoked before `revokedBefore` (a
+   * revoked session is kept that long whatever its end: its status list bit must stay set while
+   * any access token of it may be presented). Live ones are untouched.
    */
   pruneDead(now: Date, revokedBefore: Date): Promise<PruneResult>;
 }

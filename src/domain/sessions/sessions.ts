@@ -5,6 +5,8 @@ import type { Audit } from "../audit.ts";
 import { addSeconds, type Clock } from "../clock.ts";
 import { InvalidGrant } from "../errors.ts";
 import { newId } from "../ids.ts";
+import type { StatusIndexAllocator } from "../tokens/status-index.ts";
+import type { RevocationListener } from "../tokens/status-publisher.ts";
 import {
   deriveChildToken,
   hashRefreshToken,
@@ -40,10 +42,15 @@ export class Sessions {
     private readonly secret: Buffer,
     private readonly audit: Audit,
     private readonly policy: SessionPolicy,
+    /** token status list indices: one per session, shared by all its access tokens */
+    private readonly statusIndices: Pick<StatusIndexAllocator, "allocate">,
+    /** told of every revocation this instance makes (the status lists are rebuilt at once) */
+    private readonly revocations: RevocationListener,
   ) {}
 
   /** A login starts a new session with its first refresh token. */
   async start(input: { userId: string; clientId: string; scope: string; refreshTokenTtl?: number | null }): Promise<IssuedRefreshToken> {
+    const statusIdx = await this.statusIndices.allocate();
     const now = this.clock.now();
     const session: SessionRecord = {
       id: newId(),
@@ -54,6 +61,7 @@ export class Sessions {
       expiresAt: addSeconds(now, input.refreshTokenTtl ?? this.policy.refreshTokenTtl),
       revokedAt: null,
       revokedReason: null,
+      statusIdx,
     };
     const refreshToken = newRefreshToken();
     const first = this.tokenRecord(session, refreshToken, null, now);
@@ -157,7 +165,10 @@ export class Sessions {
     return this.store.findSession(id);
   }
 
-  /** Revoke a whole session (logout: every refresh token of it stops working). */
+  /**
+   * Revoke a whole session (logout: every refresh token of it stops working, and the status list
+   * bit its access tokens share is set).
+   */
   async revokeSession(session: SessionRecord, reason: string): Promise<void> {
     if (await this.store.revoke(session.id, reason, this.clock.now())) {
       await this.audit.record("session.revoked", {
@@ -166,6 +177,7 @@ export class Sessions {
         sessionId: session.id,
         details: { reason },
       });
+      await this.revocations.revoked();
     }
   }
 
@@ -177,7 +189,8 @@ export class Sessions {
     return lookup.session;
   }
 
-  pruneDead(revokedRetentionSeconds = 86400): Promise<number> {
+  /** `revokedRetentionSeconds`: see revokedSessionRetention() (a revoked session's status bit). */
+  pruneDead(revokedRetentionSeconds: number): Promise<number> {
     return pruneDeadSessions(this.store, this.clock, this.audit, revokedRetentionSeconds);
   }
 
@@ -228,6 +241,7 @@ export class Sessions {
       sessionId: session.id,
       details: { tokenId: token.id, familyRevoked: revokedNow, secondsSinceRotation: Math.floor(ageMs / 1000) },
     });
+    if (revokedNow) await this.revocations.revoked();
     throw new InvalidGrant("The refresh token was already used; the session has been revoked.");
   }
 
@@ -245,12 +259,29 @@ export class Sessions {
   }
 }
 
+/** Revoked sessions are kept at least a day. */
+export const REVOKED_SESSION_RETENTION = 86400;
+
 /**
- * Deletes sessions that can never be used again (past their absolute end, idle, or revoked
- * more than `revokedRetentionSeconds` ago). Live sessions are untouched. Used by the server's
- * schedule and by the rotation script.
+ * How long a revoked session must be kept: its row is what sets its token status list bit, so it
+ * may go only once every access token issued before the revocation has expired, as verifiers
+ * judge expiry: the longest access-token lifetime plus the clock skew they tolerate. A day
+ * unless that is longer (a client with a long accessTokenTtl).
  */
-export async function pruneDeadSessions(store: SessionStore, clock: Clock, audit: Audit, revokedRetentionSeconds = 86400): Promise<number> {
+export const revokedSessionRetention = (longestAccessTokenTtl: number, clockSkew: number): number =>
+  Math.max(REVOKED_SESSION_RETENTION, longestAccessTokenTtl + clockSkew);
+
+/**
+ * Deletes sessions that can never be used again (unrevoked ones past their absolute end or idle;
+ * revoked ones revoked more than `revokedRetentionSeconds` ago). Live sessions are untouched.
+ * Used by the server's schedule and by the rotation script (retention.ts).
+ */
+export async function pruneDeadSessions(
+  store: SessionStore,
+  clock: Clock,
+  audit: Audit,
+  revokedRetentionSeconds: number,
+): Promise<number> {
   const now = clock.now();
   const { sessions } = await store.pruneDead(now, addSeconds(now, -revokedRetentionSeconds));
   if (sessions > 0) await audit.record("sessions.pruned", { details: { sessions } });

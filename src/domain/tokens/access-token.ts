@@ -5,6 +5,7 @@ import type { Clock } from "../clock.ts";
 import { epochSeconds } from "../clock.ts";
 import { newId } from "../ids.ts";
 import type { KeyRing } from "../keys/key-ring.ts";
+import { statusClaim } from "./status-list.ts";
 
 export interface AccessTokenRequest {
   /** user id, or client id for client_credentials */
@@ -17,6 +18,11 @@ export interface AccessTokenRequest {
   roles?: string[];
   /** seconds; defaults to the configured ACCESS_TOKEN_TTL */
   ttl?: number | null;
+  /**
+   * token status list index (status-list.ts): the session's for user tokens, a fresh one for
+   * client_credentials; null or absent: no `status` claim (a session from before the status list)
+   */
+  statusIdx?: number | null;
 }
 
 export interface IssuedAccessToken {
@@ -40,6 +46,8 @@ export class AccessTokenIssuer {
     const claims: Record<string, unknown> = { client_id: req.clientId, scope: req.scope };
     if (req.sessionId) claims.sid = req.sessionId;
     if (req.roles && req.roles.length > 0) claims.roles = req.roles;
+    // draft-ietf-oauth-status-list-20 §6.2: where a service finds whether the token is revoked.
+    if (typeof req.statusIdx === "number") claims.status = statusClaim(this.settings.issuer, req.statusIdx);
     const token = await new SignJWT(claims)
       // RFC 9068 §2.1: typ "at+jwt" so an access token cannot be confused with an ID token.
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" })

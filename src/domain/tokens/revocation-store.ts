@@ -6,6 +6,11 @@ export interface RevokedAccessToken {
   clientId: string;
   expiresAt: Date;
   revokedAt: Date;
+  /**
+   * the token's own status list index (client_credentials tokens): its bit is set while the entry
+   * exists; null for user tokens, whose index is their session's
+   */
+  statusIdx: number | null;
 }
 
 export interface RevocationStore {

@@ -1,6 +1,10 @@
 // RFC 7009 token revocation of the tokens this issuer hands out: a refresh token (looked up by
 // hash) ends its whole session; a JWT access token (verified with our own keys) is kept in the
-// revocation store until it expires, which introspection checks.
+// revocation store until it expires, which introspection checks, and its token status list bit
+// is set: a client_credentials token has an index of its own; a user's access token shares its
+// session's index, so revoking it revokes the session (RFC 7009 §2.1 allows revoking the
+// related tokens: "the server MAY revoke the respective refresh token as well"), and with it the
+// refresh token and every other access token of that session.
 import type { Audit } from "../audit.ts";
 import type { ClientRecord } from "../clients/client-store.ts";
 import type { Clock } from "../clock.ts";
@@ -10,6 +14,8 @@ import type { Sessions } from "../sessions/sessions.ts";
 import { inspectAccessToken } from "./access-token.ts";
 import { looksLikeRefreshToken } from "./refresh-token.ts";
 import type { RevocationStore } from "./revocation-store.ts";
+import { statusIndexOf } from "./status-list.ts";
+import type { RevocationListener } from "./status-publisher.ts";
 import { lookupOrder, type TokenTypeHint } from "./token-type-hint.ts";
 
 export interface TokenRevocationDeps {
@@ -19,6 +25,8 @@ export interface TokenRevocationDeps {
   sessions: Sessions;
   revocations: RevocationStore;
   audit: Audit;
+  /** told when a client_credentials token's bit is set (session revocations tell it themselves) */
+  statusLists: RevocationListener;
 }
 
 /** RFC 7009 §2.1: a client may revoke only tokens issued to it. */
@@ -33,10 +41,11 @@ export class TokenRevocation {
 
   /**
    * A refresh token revokes its whole session; an access token is revoked by jti until it
-   * expires. Unknown, malformed or expired tokens are a successful no-op (§2.2).
+   * expires, and a user's access token revokes its session too. Unknown, malformed or expired
+   * tokens are a successful no-op (§2.2).
    */
   async revoke(client: ClientRecord, token: string, hint: TokenTypeHint): Promise<void> {
-    const { sessions, keys, clock, issuer, revocations, audit } = this.deps;
+    const { sessions, keys, clock, issuer, revocations, audit, statusLists } = this.deps;
     for (const kind of lookupOrder(hint, "refresh")) {
       if (kind === "refresh" && looksLikeRefreshToken(token)) {
         const lookup = await sessions.lookup(token);
@@ -49,18 +58,28 @@ export class TokenRevocation {
         const claims = await inspectAccessToken(keys, clock, issuer, token);
         if (!claims?.jti || typeof claims.exp !== "number") continue;
         if (claims.client_id !== client.id) throw new NotYourToken();
+        const sid = typeof claims.sid === "string" ? claims.sid : null;
+        // A user token's index is its session's: its bit is set by revoking the session below.
+        const statusIdx = sid === null ? statusIndexOf(claims, issuer) : null;
         await revocations.add({
           jti: claims.jti,
           clientId: client.id,
           expiresAt: new Date(claims.exp * 1000),
           revokedAt: clock.now(),
+          statusIdx,
         });
         await audit.record("access_token.revoked", {
           clientId: client.id,
-          sessionId: typeof claims.sid === "string" ? claims.sid : null,
-          userId: claims.sid ? claims.sub : null,
+          sessionId: sid,
+          userId: sid ? claims.sub : null,
           details: { jti: claims.jti },
         });
+        if (sid !== null) {
+          const session = await sessions.findById(sid);
+          if (session && session.clientId === client.id) await sessions.revokeSession(session, "access_token_revoked");
+        } else if (statusIdx !== null) {
+          await statusLists.revoked();
+        }
         return;
       }
     }

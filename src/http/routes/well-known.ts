@@ -1,25 +1,15 @@
 // JWKS (RFC 7517 §5) and authorization server metadata (RFC 8414).
 import type { FastifyInstance } from "fastify";
 import { grants } from "../../grants/index.ts";
+import { STATUS_LISTS_PATH } from "../../domain/tokens/status-list.ts";
 import type { Services } from "../../services.ts";
+import { preparedResponse, sendPrepared, type PreparedResponse } from "../prepared.ts";
 import { PUBLIC_DOCUMENT, securityHeadersFor } from "../plugins/security-headers.ts";
 
-/** RFC 9110 §13.1.2: "*" or a list of entity tags, compared weakly (W/ prefixes ignored). */
-function ifNoneMatch(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  if (header.trim() === "*") return true;
-  const opaque = (t: string) => t.trim().replace(/^W\//, "");
-  return header.split(",").some((t) => opaque(t) === opaque(etag));
-}
-
 /** The JWKS response, shared by the Fastify route and the socket fast path (http/jwks-fast-path.ts). */
-export function jwksResponse(
-  services: Pick<Services, "keys" | "config">,
-  ifNoneMatchHeader: string | undefined,
-): { status: 200 | 304; headers: Record<string, string>; body: Buffer | null } {
+export function jwksResponse(services: Pick<Services, "keys" | "config">, ifNoneMatchHeader: string | undefined): PreparedResponse {
   // Prepared bytes: the JWKS is rebuilt only when the key set changes.
-  const { body, etag } = services.keys.jwks;
-  const headers = {
+  return preparedResponse(services.keys.jwks, { ifNoneMatch: ifNoneMatchHeader }, {
     // The socket fast path skips Fastify's hooks: the security headers travel with the response
     // (the same values the plugin sets on the route, Cross-Origin-Resource-Policy: cross-origin).
     ...securityHeadersFor(services.config, "cross-origin"),
@@ -27,19 +17,15 @@ export function jwksResponse(
     // Public key material: any origin may read it (browser-based verifiers, tooling).
     "access-control-allow-origin": "*",
     "cache-control": `public, max-age=${services.config.jwksMaxAge}`,
-    etag,
-  };
-  return ifNoneMatch(ifNoneMatchHeader, etag) ? { status: 304, headers, body: null } : { status: 200, headers, body };
+  });
 }
 
 export function wellKnownRoutes(app: FastifyInstance, services: Services): void {
   const { config } = services;
 
-  app.get("/.well-known/jwks.json", PUBLIC_DOCUMENT, async (request, reply) => {
-    const r = jwksResponse(services, request.headers["if-none-match"]);
-    reply.status(r.status).headers(r.headers);
-    return r.body ? reply.send(r.body) : reply.send();
-  });
+  app.get("/.well-known/jwks.json", PUBLIC_DOCUMENT, async (request, reply) =>
+    sendPrepared(reply, jwksResponse(services, request.headers["if-none-match"])),
+  );
 
   const authMethods = ["client_secret_basic", "client_secret_post"];
   const metadata = Buffer.from(
@@ -59,6 +45,8 @@ export function wellKnownRoutes(app: FastifyInstance, services: Services): void 
       scopes_supported: config.webClientScopes,
       // RFC 9068 access tokens and their signing algorithm(s).
       access_token_signing_alg_values_supported: [config.signingAlg],
+      // draft-ietf-oauth-status-list-20 §9.1: where the token status lists are listed.
+      status_list_aggregation_endpoint: `${config.issuer}${STATUS_LISTS_PATH}`,
       service_documentation: `${config.issuer}/`,
     }),
   );

@@ -56,6 +56,10 @@ export class MemorySessionStore implements SessionStore {
     // Every check before any write: the database's transaction keeps neither row on failure.
     this.#user(session.userId);
     if (this.#sessions.has(session.id)) throw new Error(`session ${session.id} already exists`);
+    // The unique statusIdx: a status list index belongs to one session only.
+    if (session.statusIdx !== null && [...this.#sessions.values()].some((s) => s.statusIdx === session.statusIdx)) {
+      throw new Error(`status list index ${session.statusIdx} already belongs to a session`);
+    }
     if (first.sessionId !== session.id) throw new Error("the first refresh token belongs to another session");
     this.#assertInsertable(first);
     if (first.parentId !== null) throw new Error("a session's first refresh token has no parent");
@@ -120,8 +124,8 @@ export class MemorySessionStore implements SessionStore {
   async pruneDead(now: Date, revokedBefore: Date): Promise<PruneResult> {
     const live = new Set<string>();
     for (const t of this.#tokens.values()) if (t.expiresAt >= now) live.add(t.sessionId);
-    const dead = [...this.#sessions.values()].filter(
-      (s) => s.expiresAt < now || (s.revokedAt !== null && s.revokedAt < revokedBefore) || !live.has(s.id),
+    const dead = [...this.#sessions.values()].filter((s) =>
+      s.revokedAt === null ? s.expiresAt < now || !live.has(s.id) : s.revokedAt < revokedBefore,
     );
     for (const s of dead) this.#sessions.delete(s.id);
     // Their tokens go with them (the database's ON DELETE CASCADE).

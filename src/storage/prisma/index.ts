@@ -1,7 +1,7 @@
 // Prisma implementation of the domain's stores, one code base for SQLite and Postgres: composes
-// one store per aggregate (users.ts, clients.ts, sessions.ts, audit.ts, revocations.ts) over the
-// Prisma client, and the hot paths that run on the driver directly (session-queries.ts,
-// user-queries.ts, login-throttle.ts) over the direct handle.
+// one store per aggregate (users.ts, clients.ts, sessions.ts, audit.ts, revocations.ts,
+// status-lists.ts) over the Prisma client, and the hot paths that run on the driver directly
+// (session-queries.ts, user-queries.ts, login-throttle.ts) over the direct handle.
 import type { LoginThrottleStore } from "../../domain/credentials/throttle.ts";
 import type { Storage } from "../storage.ts";
 import { prismaAuditStore } from "./audit.ts";
@@ -12,6 +12,7 @@ import { isUnavailable } from "./errors.ts";
 import { loginThrottleStore } from "./login-throttle.ts";
 import { prismaRevocationStore } from "./revocations.ts";
 import { sessionQueries, type SessionQueries } from "./session-queries.ts";
+import { prismaRevokedIndexStore, prismaStatusIndexStore } from "./status-lists.ts";
 import { prismaSessionStore } from "./sessions.ts";
 import { userQueries, type UserQueries } from "./user-queries.ts";
 import { prismaUserStore } from "./users.ts";
@@ -63,5 +64,7 @@ export function prismaStorage(db: Db, flavor: DbFlavor, direct: DirectHandle, qu
     sessions: prismaSessionStore(db, queries.sessions),
     revocations: prismaRevocationStore(db),
     audit: prismaAuditStore(db),
+    statusIndices: prismaStatusIndexStore(db),
+    revokedIndices: prismaRevokedIndexStore(db),
   };
 }

@@ -9,7 +9,8 @@ export function prismaRevocationStore(db: Db): RevocationStore {
       // Revoking twice, even concurrently, is fine (RFC 7009 §2.2: the same answer either way).
       // A plain insert whose unique violation is ignored: Prisma's upsert reads then inserts.
       try {
-        await db.revokedAccessToken.create({ data: entry });
+        const { statusIdx, ...rest } = entry;
+        await db.revokedAccessToken.create({ data: { ...rest, statusIdx: statusIdx === null ? null : BigInt(statusIdx) } });
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
       }

@@ -31,6 +31,8 @@ interface Row {
   s_expiresAt: string | number;
   s_revokedAt: string | number | null;
   s_revokedReason: string | null;
+  /** BIGINT: a number from SQLite, a string from pg */
+  s_statusIdx: string | number | null;
   u_roles: string;
   u_disabledAt: string | number | null;
   c_id: string | null;
@@ -52,6 +54,7 @@ function toLookup(r: Row): RefreshTokenLookup {
       expiresAt: date(r.s_expiresAt),
       revokedAt: r.s_revokedAt === null ? null : date(r.s_revokedAt),
       revokedReason: r.s_revokedReason,
+      statusIdx: r.s_statusIdx === null ? null : Number(r.s_statusIdx),
     },
     user: { roles: splitList(r.u_roles), disabledAt: r.u_disabledAt === null ? null : date(r.u_disabledAt) },
     child:
@@ -70,7 +73,7 @@ function selectSql(ts: (col: string) => string, param: string): string {
   SELECT t."id", t."sessionId", t."hash", t."parentId", ${ts('t."createdAt"')} AS "createdAt", ${ts('t."expiresAt"')} AS "expiresAt",
          s."userId" AS "s_userId", s."clientId" AS "s_clientId", s."scope" AS "s_scope",
          ${ts('s."createdAt"')} AS "s_createdAt", ${ts('s."expiresAt"')} AS "s_expiresAt",
-         ${ts('s."revokedAt"')} AS "s_revokedAt", s."revokedReason" AS "s_revokedReason",
+         ${ts('s."revokedAt"')} AS "s_revokedAt", s."revokedReason" AS "s_revokedReason", s."statusIdx" AS "s_statusIdx",
          u."roles" AS "u_roles", ${ts('u."disabledAt"')} AS "u_disabledAt",
          c."id" AS "c_id", c."hash" AS "c_hash", ${ts('c."createdAt"')} AS "c_createdAt", ${ts('c."expiresAt"')} AS "c_expiresAt",
          g."id" AS "g_id"
@@ -99,7 +102,7 @@ function consumeSql(p: (n: number) => string, ts: (n: number) => string, lock: s
       FROM "Session" s JOIN "User" u ON u."id" = s."userId"
      WHERE s."id" = ${p(7)} AND s."revokedAt" IS NULL AND s."expiresAt" > ${ts(8)} AND u."disabledAt" IS NULL${lock}`;
 }
-const SESSION_COLUMNS = `"id", "userId", "clientId", "scope", "createdAt", "expiresAt"`;
+const SESSION_COLUMNS = `"id", "userId", "clientId", "scope", "createdAt", "expiresAt", "statusIdx"`;
 
 // ---- SQLite ----
 
@@ -110,11 +113,11 @@ function sqliteSessionQueries(sqlite: Database.Database): SessionQueries {
   return {
     async startSession(session, first) {
       if (!start) {
-        const insertSession = sqlite.prepare(`INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`);
+        const insertSession = sqlite.prepare(`INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`);
         const insertToken = sqlite.prepare(`INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`);
         // One synchronous transaction: nothing else runs on this connection in between.
         start = sqlite.transaction((s: SessionRecord, t: RefreshTokenRecord) => {
-          insertSession.run(s.id, s.userId, s.clientId, s.scope, sqliteTimestamp(s.createdAt), sqliteTimestamp(s.expiresAt));
+          insertSession.run(s.id, s.userId, s.clientId, s.scope, sqliteTimestamp(s.createdAt), sqliteTimestamp(s.expiresAt), s.statusIdx === null ? null : BigInt(s.statusIdx));
           insertToken.run(t.id, t.sessionId, t.hash, t.parentId, sqliteTimestamp(t.createdAt), sqliteTimestamp(t.expiresAt));
         }).immediate;
       }
@@ -147,8 +150,8 @@ function postgresSessionQueries(pool: pg.Pool): SessionQueries {
   const consumeText = consumeSql((n) => `$${n}`, (n) => `$${n}::timestamp`, " FOR SHARE OF s");
   // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip.
   const startText = `WITH s AS (
-      INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp) RETURNING "id")
-    INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) SELECT $7, s."id", $8, NULL, $9::timestamp, $10::timestamp FROM s`;
+      INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp, $7::bigint) RETURNING "id")
+    INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) SELECT $8, s."id", $9, NULL, $10::timestamp, $11::timestamp FROM s`;
   return {
     async startSession(session, first) {
       await pool.query({
@@ -161,6 +164,7 @@ function postgresSessionQueries(pool: pg.Pool): SessionQueries {
           session.scope,
           pgTimestamp(session.createdAt),
           pgTimestamp(session.expiresAt),
+          session.statusIdx,
           first.id,
           first.hash,
           pgTimestamp(first.createdAt),

@@ -1,7 +1,7 @@
 // The SessionStore on Prisma. The refresh hot path (findToken, insertChild) and login's session
 // start run on the driver directly (session-queries.ts): one read (token + session + child) and
 // one INSERT whose unique parentId arbitrates concurrent consumers.
-import type { SessionStore } from "../../domain/sessions/session-store.ts";
+import type { SessionRecord, SessionStore } from "../../domain/sessions/session-store.ts";
 import type { Db } from "./client.ts";
 import type { SessionQueries } from "./session-queries.ts";
 
@@ -13,6 +13,12 @@ const tokenFields = {
   createdAt: true,
   expiresAt: true,
 } as const;
+
+/** A Session row as the domain sees it (the status list index is a BIGINT: bigint in Prisma). */
+const toSession = ({ statusIdx, ...row }: Omit<SessionRecord, "statusIdx"> & { statusIdx: bigint | null }): SessionRecord => ({
+  ...row,
+  statusIdx: statusIdx === null ? null : Number(statusIdx),
+});
 
 export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStore {
   return {
@@ -34,7 +40,8 @@ export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStor
     },
 
     async findSession(id) {
-      return db.session.findUnique({ where: { id } });
+      const row = await db.session.findUnique({ where: { id } });
+      return row ? toSession(row) : null;
     },
 
     async revoke(sessionId, reason, at) {
@@ -58,9 +65,10 @@ export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStor
       const { count } = await db.session.deleteMany({
         where: {
           OR: [
-            { expiresAt: { lt: now } },
+            // Unrevoked: ended, or idle past its newest token's deadline.
+            { revokedAt: null, OR: [{ expiresAt: { lt: now } }, { refreshTokens: { none: { expiresAt: { gte: now } } } }] },
+            // Revoked: only after the retention (its status list bit goes with the row).
             { revokedAt: { lt: revokedBefore } },
-            { refreshTokens: { none: { expiresAt: { gte: now } } } },
           ],
         },
       });

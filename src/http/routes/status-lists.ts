@@ -1,0 +1,44 @@
+// Token status lists (draft-ietf-oauth-status-list-20): GET /statuslists/<n> serves list n's
+// status list token (§8.1, §8.2), GET /statuslists the aggregation of every list's URI (§9.3).
+// Thin: the lists are prepared by the publisher (domain/tokens/status-publisher.ts) and sent as
+// bytes, like the JWKS; nothing is built or signed here.
+import type { FastifyInstance } from "fastify";
+import { NotFound, OAuthError, TemporarilyUnavailable } from "../../domain/errors.ts";
+import { parseListNumber, STATUS_LISTS_PATH } from "../../domain/tokens/status-list.ts";
+import type { Services } from "../../services.ts";
+import { PUBLIC_DOCUMENT } from "../plugins/security-headers.ts";
+import { preparedResponse, sendPrepared } from "../prepared.ts";
+
+/** §8.4: historical resolution (`?time=`) is optional; a server without it SHOULD answer 501. */
+class NotImplemented extends OAuthError {
+  constructor(description: string) {
+    super("not_implemented", 501, description);
+  }
+}
+
+export function statusListRoutes(app: FastifyInstance, services: Services): void {
+  const { statusLists, config } = services;
+  const headers = (contentType: string) => ({
+    "content-type": contentType,
+    // §8.1: CORS, so browser-based verifiers can fetch the lists.
+    "access-control-allow-origin": "*",
+    // §5.1 ttl: a verifier fetches a fresh list after this long; caches in between may serve it.
+    "cache-control": `public, max-age=${config.statusListTtl}`,
+  });
+
+  app.get(STATUS_LISTS_PATH, PUBLIC_DOCUMENT, async (request, reply) =>
+    sendPrepared(reply, preparedResponse(statusLists.aggregation, { ifNoneMatch: request.headers["if-none-match"] }, headers("application/json"))),
+  );
+
+  app.get<{ Params: { n: string }; Querystring: Record<string, unknown> }>(`${STATUS_LISTS_PATH}/:n`, PUBLIC_DOCUMENT, async (request, reply) => {
+    if (request.query.time !== undefined) throw new NotImplemented("Historical status lists (the time parameter) are not served.");
+    const n = parseListNumber(request.params.n);
+    const lookup = n === null ? ({ found: "unknown" } as const) : statusLists.lookup(n);
+    if (lookup.found === "unknown") throw new NotFound("No such status list.");
+    // The lists could not be rebuilt for longer than their validity: never serve one past its exp.
+    if (lookup.found === "expired") throw new TemporarilyUnavailable("The status list cannot be refreshed now; retry later.");
+    // §8.2: Content-Encoding SHOULD be used: gzip takes back most of the JWT's base64 overhead.
+    const conditional = { ifNoneMatch: request.headers["if-none-match"], acceptEncoding: request.headers["accept-encoding"] };
+    return sendPrepared(reply, preparedResponse(lookup.list, conditional, headers("application/statuslist+jwt")));
+  });
+}
