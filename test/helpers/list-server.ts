@@ -80,8 +80,11 @@ export interface ListServer {
   count(path: string): number;
   /** what GET `path` answers (a JWS body gets an ETag, and a 304 when If-None-Match matches) */
   serve(path: string, served: Served | (() => Served)): void;
-  /** a signed list at `path` with Cache-Control max-age (default: the list's ttl) */
-  serveList(path: string, jws: string, maxAge?: number): void;
+  /**
+   * a signed list at `path`, with Cache-Control `max-age=<cacheControl>` for a number, the string
+   * as it is, none for null; default max-age = the list's ttl
+   */
+  serveList(path: string, jws: string, cacheControl?: number | string | null): void;
   /** "reset": connections are destroyed; a number: that status for every list; undefined: normal */
   outage: undefined | "reset" | number;
   close(): Promise<void>;
@@ -125,12 +128,13 @@ export async function startListServer(keys: JWK[] = []): Promise<ListServer> {
     requests,
     count: (path) => requests.filter((r) => r.path === path).length,
     serve: (path, served) => void routes.set(path, served),
-    serveList(path, jws, maxAge) {
+    serveList(path, jws, cacheControl) {
       const ttl = (JSON.parse(Buffer.from(jws.split(".")[1]!, "base64url").toString("utf8")) as { ttl?: number }).ttl;
-      const age = maxAge ?? ttl;
+      const cc = cacheControl === undefined ? ttl : cacheControl;
+      const header = typeof cc === "number" ? `max-age=${cc}` : cc;
       routes.set(path, {
         body: jws,
-        headers: { "content-type": "application/statuslist+jwt", ...(age !== undefined && { "cache-control": `max-age=${age}` }) },
+        headers: { "content-type": "application/statuslist+jwt", ...(typeof header === "string" && { "cache-control": header }) },
       });
     },
     outage: undefined,

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import formbody from "@fastify/formbody";
 import express from "express";
 import express4 from "express4";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createIntrospector, createVerifier, type Introspector, type Verifier } from "@tessera/verifier";
 import { bearerAuth, requireActive, requireRole, requireScope, type ExpressBearerOptions, type LogEntry } from "@tessera/verifier/express";
@@ -33,6 +33,26 @@ interface Served {
   close(): Promise<void>;
 }
 
+/** `app` on a free port of 127.0.0.1. */
+async function listen(app: http.RequestListener, logs: LogEntry[] = []): Promise<Served> {
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    logs,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Answers 500 with the error's message (what a guard without bearerAuth() before it causes). */
+const serverError = (err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+  res.status(500).json({ error: "server_error", message: err.message });
+};
+
 /** The resource server: the same routes as the Fastify resource-server test. */
 async function expressService(lib: ExpressLib, options: ExpressBearerOptions): Promise<Served> {
   const logs: LogEntry[] = [];
@@ -49,21 +69,19 @@ async function expressService(lib: ExpressLib, options: ExpressBearerOptions): P
   app.get("/active", auth, requireActive(), (req, res) => void res.json({ jti: req.auth!.jti }));
   // A guard without bearerAuth() before it: a programming error, handed to Express (500).
   app.get("/misordered", requireScope("orders:read"), (_req, res) => void res.json({ reached: true }));
-  app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
-    res.status(500).json({ error: "server_error", message: err.message });
-  });
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    logs,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  app.use(serverError);
+  return listen(app, logs);
 }
+
+/**
+ * What express-jwt or express-oauth2-jwt-bearer do: set req.auth from their own token. Here an
+ * admin that no Tessera token vouches for.
+ */
+const FOREIGN_AUTH = { iss: "https://elsewhere.test", sub: "mallory", aud: "api", exp: 4102444800, iat: 0, jti: "foreign", client_id: "x", scope: "orders:read", scopes: ["orders:read"], roles: ["admin"] };
+const foreignAuth = (req: express.Request, _res: express.Response, next: express.NextFunction) => {
+  req.auth = { ...FOREIGN_AUTH };
+  next();
+};
 
 /** The Fastify plugin with the same routes and options, for answer-for-answer comparison. */
 async function fastifyService(options: ExpressBearerOptions): Promise<FastifyInstance> {
@@ -291,6 +309,68 @@ describeEachDb("Express guards", (flavor) => {
         expect(res.body.message).toMatch(/bearerAuth\(\) must come before it/);
       });
 
+      it("a req.auth set by another middleware is not proof: without Tessera's bearerAuth the guard is a server error, with it the real token decides", async () => {
+        const app = lib();
+        const handler = (req: express.Request, res: express.Response) => void res.json({ sub: req.auth!.sub, roles: req.auth!.roles });
+        app.get("/foreign-only", foreignAuth, requireRole("admin"), handler);
+        app.get("/foreign-then-tessera", foreignAuth, bearerAuth({ verifier, realm: "orders" }), requireRole("admin"), handler);
+        app.get("/tessera-then-foreign", bearerAuth({ verifier, realm: "orders" }), foreignAuth, requireRole("admin"), requireScope("orders:read"), handler);
+        app.use(serverError);
+        const svc2 = await listen(app);
+        try {
+          const plain = await issue("profile");
+          const admin = await issue("profile orders:read", ["admin"]);
+          // No Tessera bearerAuth in the chain: never a pass, whatever req.auth holds.
+          for (const headers of [{}, bearer(plain), bearer(admin)]) {
+            const res = await call(svc2.url, "/foreign-only", { headers });
+            expect([res.status, res.body.message]).toEqual([500, "requireRole: bearerAuth() must come before it in the middleware chain"]);
+          }
+          // Tessera's bearerAuth after it verifies the request's own token.
+          const none = await call(svc2.url, "/foreign-then-tessera");
+          expect([none.status, none.challenge]).toEqual([401, 'Bearer realm="orders"']);
+          const forged = await call(svc2.url, "/foreign-then-tessera", { headers: bearer(bad.find((b) => b.code === "expired")!.token) });
+          expect([forged.status, paramsOf(forged.challenge).error]).toEqual([401, "invalid_token"]);
+          expect((await call(svc2.url, "/foreign-then-tessera", { headers: bearer(plain) })).status).toBe(403);
+          expect(await call(svc2.url, "/foreign-then-tessera", { headers: bearer(admin) })).toMatchObject({ status: 200, body: { sub: "user-ex", roles: ["admin"] } });
+          // Overwritten after bearerAuth: the guards check what bearerAuth verified, and the handler gets it back.
+          expect((await call(svc2.url, "/tessera-then-foreign", { headers: bearer(plain) })).status).toBe(403);
+          expect(await call(svc2.url, "/tessera-then-foreign", { headers: bearer(admin) })).toMatchObject({ status: 200, body: { sub: "user-ex", roles: ["admin"] } });
+        } finally {
+          await svc2.close();
+        }
+      });
+
+      it("two bearerAuth with different audiences in one chain: each verifies, so a token for A is 401 on B's routes", async () => {
+        const forOrders = createVerifier({ issuer: base, audience: "orders" });
+        const forBilling = createVerifier({ issuer: base, audience: "billing" });
+        let ordersChecks = 0;
+        const counted: Verifier = { jwks: forOrders.jwks, verify: (t) => (ordersChecks++, forOrders.verify(t)) };
+        const app = lib();
+        // The whole app takes tokens for "orders"; the billing routes also need "billing".
+        app.use(bearerAuth({ verifier: counted, realm: "orders" }));
+        app.get("/orders", requireRole("admin"), (req, res) => void res.json({ aud: req.auth!.aud }));
+        app.get("/orders-again", bearerAuth({ verifier: counted, realm: "orders-again" }), requireScope("orders:write"), (req, res) => void res.json({ aud: req.auth!.aud }));
+        app.get("/billing", bearerAuth({ verifier: forBilling, realm: "billing" }), requireRole("admin"), (req, res) => void res.json({ aud: req.auth!.aud }));
+        app.use(serverError);
+        const svc2 = await listen(app);
+        const mint = async (audience: string | string[]) =>
+          (await issuer.services.accessTokens.issue({ subject: "user-ex", clientId: "web", scope: "profile", audience, roles: ["admin"] })).token;
+        try {
+          const ordersToken = await mint("orders");
+          expect(await call(svc2.url, "/orders", { headers: bearer(ordersToken) })).toMatchObject({ status: 200, body: { aud: "orders" } });
+          const res = await call(svc2.url, "/billing", { headers: bearer(ordersToken) });
+          expect([res.status, paramsOf(res.challenge).realm, paramsOf(res.challenge).error, res.body.error]).toEqual([401, "billing", "invalid_token", "invalid_token"]);
+          const both = await mint(["orders", "billing"]);
+          expect(await call(svc2.url, "/billing", { headers: bearer(both) })).toMatchObject({ status: 200, body: { aud: ["orders", "billing"] } });
+          // The same verifier twice verifies once; the guards answer with the later bearerAuth's realm.
+          ordersChecks = 0;
+          const again = await call(svc2.url, "/orders-again", { headers: bearer(ordersToken) });
+          expect([again.status, paramsOf(again.challenge).realm, ordersChecks]).toEqual([403, "orders-again", 1]);
+        } finally {
+          await svc2.close();
+        }
+      });
+
       it("guard names are checked when routes are declared", () => {
         expect(() => requireScope()).toThrow(TypeError);
         expect(() => requireScope("two words")).toThrow(TypeError);
@@ -375,5 +455,34 @@ describeEachDb("Express guards", (flavor) => {
         await fastify.close();
       }
     });
+  });
+
+  it("the Fastify plugin alike: a request.auth set by another hook is not proof; the guards verify the request's own token", async () => {
+    const app = Fastify();
+    await app.register(fastifyBearerAuth, { verifier, realm: "orders" });
+    const foreign = async (request: FastifyRequest) => {
+      request.auth = { ...FOREIGN_AUTH };
+    };
+    const handler = async (req: FastifyRequest) => ({ sub: req.auth!.sub, roles: req.auth!.roles });
+    app.get("/me", { preHandler: [foreign, fastifyGuards.authenticate] }, handler);
+    app.get("/admin", { preHandler: [foreign, fastifyGuards.requireRole("admin")] }, handler);
+    app.get("/overwritten", { preHandler: [fastifyGuards.authenticate, foreign, fastifyGuards.requireRole("admin")] }, handler);
+    await app.ready();
+    try {
+      const ask = async (url: string, token?: string) => {
+        const res = await app.inject({ method: "GET", url, headers: token ? bearer(token) : {} });
+        return { status: res.statusCode, body: res.json() as Record<string, unknown> };
+      };
+      const plain = await issue("profile");
+      const admin = await issue("profile", ["admin"]);
+      for (const url of ["/me", "/admin", "/overwritten"]) expect([url, (await ask(url)).status]).toEqual([url, 401]);
+      expect((await ask("/admin", plain)).status).toBe(403);
+      expect((await ask("/overwritten", plain)).status).toBe(403);
+      for (const url of ["/me", "/admin", "/overwritten"]) {
+        expect([url, await ask(url, admin)]).toEqual([url, { status: 200, body: { sub: "user-ex", roles: ["admin"] } }]);
+      }
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -69,9 +69,9 @@ describe("verifier kit: Token Status List", () => {
   };
 
   /** Publishes a list signed by the issuer's key at `path`; `extra` edits its claims, `header` its header. */
-  async function publish(path: string, lst: string, extra: Record<string, unknown> = {}, opts: { bits?: number; maxAge?: number } = {}) {
+  async function publish(path: string, lst: string, extra: Record<string, unknown> = {}, opts: { bits?: number; cacheControl?: number | string | null } = {}) {
     const jws = await signJwt(key, "statuslist+jwt", listClaims(base, base + path, lst, extra, opts.bits ?? 1));
-    server.serveList(path, jws, opts.maxAge);
+    server.serveList(path, jws, opts.cacheControl);
     return jws;
   }
 
@@ -257,20 +257,29 @@ describe("verifier kit: Token Status List", () => {
       expect(server.count(path)).toBe(3);
     });
 
-    it("the refresh interval is min(ttl, Cache-Control max-age, maxAge), never under 1 s", async () => {
-      const cases = {
-        "ttl 1, max-age 3600": { ttl: 1, maxAge: 3600, opts: {}, refetched: true },
-        "ttl 60, max-age 1": { ttl: 60, maxAge: 1, opts: {}, refetched: true },
-        "ttl 60, max-age 60, maxAge 1000 ms": { ttl: 60, maxAge: 60, opts: { maxAge: 1000 }, refetched: true },
-        "ttl 60, max-age 60": { ttl: 60, maxAge: 60, opts: {}, refetched: false },
+    it("the refresh interval is min(ttl, maxAge), never under 1 s; the ttl claim takes precedence over Cache-Control (§8.2), max-age counts only without one", async () => {
+      type Case = { ttl: number | undefined; cacheControl: number | string | null; opts?: { maxAge: number }; refetched: boolean };
+      const cases: Record<string, Case> = {
+        "ttl 1, max-age 3600": { ttl: 1, cacheControl: 3600, refetched: true },
+        "ttl 60, max-age 1": { ttl: 60, cacheControl: 1, refetched: false },
+        // A CDN's no-cache / no-store does not make the kit refetch every second.
+        "ttl 60, no-cache": { ttl: 60, cacheControl: "no-cache", refetched: false },
+        "ttl 60, no-store, max-age=0": { ttl: 60, cacheControl: "no-store, max-age=0", refetched: false },
+        "ttl 60, max-age 60, maxAge 1000 ms": { ttl: 60, cacheControl: 60, opts: { maxAge: 1000 }, refetched: true },
+        "ttl 60, max-age 60": { ttl: 60, cacheControl: 60, refetched: false },
         // Refetched after the 1 s floor, not on every verification.
-        "ttl 0.001, max-age 0": { ttl: 0.001, maxAge: 0, opts: {}, refetched: true },
+        "ttl 0.001, max-age 0": { ttl: 0.001, cacheControl: 0, refetched: true },
+        "no ttl, max-age 1": { ttl: undefined, cacheControl: 1, refetched: true },
+        "no ttl, max-age 60": { ttl: undefined, cacheControl: 60, refetched: false },
+        "no ttl, no-cache (the 1 s floor)": { ttl: undefined, cacheControl: "no-cache", refetched: true },
+        "no ttl, no Cache-Control (maxAge, 300 s)": { ttl: undefined, cacheControl: null, refetched: false },
+        "no ttl, no Cache-Control, maxAge 1000 ms": { ttl: undefined, cacheControl: null, opts: { maxAge: 1000 }, refetched: true },
       };
       const setups = await Promise.all(
         Object.entries(cases).map(async ([name, c]) => {
           const path = newPath();
-          await publish(path, listWith(8), { ttl: c.ttl }, { maxAge: c.maxAge });
-          const verifier = verifierFor({ statusList: c.opts });
+          await publish(path, listWith(8), { ttl: c.ttl }, { cacheControl: c.cacheControl });
+          const verifier = verifierFor({ statusList: c.opts ?? {} });
           const t = await token(1, base + path);
           for (let i = 0; i < 5; i++) expect(await outcome(verifier, t)).toBe("accepted");
           return { name, path, verifier, t };
@@ -285,6 +294,36 @@ describe("verifier kit: Token Status List", () => {
       expect(Object.fromEntries(setups.map((s) => [s.name, server.count(s.path) > 1]))).toEqual(
         Object.fromEntries(Object.entries(cases).map(([name, c]) => [name, c.refetched])),
       );
+    });
+
+    it("no rollback: an older list (earlier iat), validly signed and unexpired, never replaces the held one; it counts as a revalidation", async () => {
+      const path = newPath();
+      const warnings: StatusListWarning[] = [];
+      const verifier = verifierFor({ statusList: { maxStale: 1500, onWarning: (w) => warnings.push(w) } });
+      const t = await token(0, base + path);
+      const issuedAt = epochSeconds();
+      // L2, the current list: entry 0 revoked.
+      await publish(path, listWith(8, [0]), { ttl: 1, iat: issuedAt });
+      expect(await outcome(verifier, t)).toBe("revoked");
+      const fetchedAt = Date.now();
+      // L1: issued 10 s earlier, entry 0 still valid; what a lagging instance behind the load
+      // balancer, a stale cache or a replay serves.
+      await publish(path, listWith(8), { ttl: 1, iat: issuedAt - 10, exp: issuedAt + 290 });
+      await sleep(1100);
+      expect(await outcome(verifier, t)).toBe("revoked");
+      expect(server.count(path)).toBe(2);
+      // Served again and again, well past ttl + maxStale: the issuer answers, so the held list is
+      // revalidated each time, never dropped (no status_unavailable), never replaced.
+      while (Date.now() < fetchedAt + 1000 + 1500 + 1000) {
+        await sleep(250);
+        expect(await outcome(verifier, t)).toBe("revoked");
+      }
+      expect(server.count(path)).toBeGreaterThanOrEqual(4);
+      expect(warnings).toEqual([]);
+      // A newer list is taken at the next refresh.
+      await publish(path, listWith(8), { ttl: 1, iat: epochSeconds() });
+      await sleep(1100);
+      expect(await outcome(verifier, t)).toBe("accepted");
     });
 
     it("single flight: 50 concurrent verifications of an unknown list make one request", async () => {
@@ -444,7 +483,7 @@ describe("verifier kit: Token Status List", () => {
 
     it("a list bomb is refused without being inflated: maxListBytes bounds the decompressed size", async () => {
       const bomb = newPath();
-      // 64 MiB of zeros compress to about 64 KB: far over the 16 MiB default.
+      // 64 MiB of zeros compress to about 64 KB: far over the 4 MiB default.
       const lst = deflateSync(Buffer.alloc(64 * 1024 * 1024)).toString("base64url");
       expect(lst.length).toBeLessThan(200_000);
       await publish(bomb, lst);
@@ -462,6 +501,15 @@ describe("verifier kit: Token Status List", () => {
       const small = verifierFor({ statusList: { maxListBytes: 2048, onWarning: () => undefined } });
       expect(await outcome(small, await token(16383, base + fits))).toBe("accepted");
       expect(await outcome(small, await token(0, base + over))).toBe("status_unavailable");
+
+      // The default, 4 MiB (32 Mi 1-bit or 4 Mi 8-bit entries; Tessera's lists inflate to 128 KiB).
+      const atDefault = newPath();
+      const pastDefault = newPath();
+      await publish(atDefault, deflateSync(Buffer.alloc(4 * 1024 * 1024)).toString("base64url"));
+      await publish(pastDefault, deflateSync(Buffer.alloc(4 * 1024 * 1024 + 1)).toString("base64url"));
+      const byDefault = verifierFor({ statusList: { onWarning: () => undefined } });
+      expect(await outcome(byDefault, await token(4 * 1024 * 1024 * 8 - 1, base + atDefault))).toBe("accepted");
+      expect(await outcome(byDefault, await token(0, base + pastDefault))).toBe("status_unavailable");
     });
 
     it("a response larger than maxResponseBytes is refused", async () => {

@@ -165,22 +165,52 @@ export function extract(request: BearerRequest, state: BearerAuthState): Extract
 
 // ---- authentication and guards ----
 
-/** The raw token of an authenticated request, for introspection; never logged, never exposed. */
-const rawTokens = new WeakMap<object, string>();
+/**
+ * What this module verified for a request: by which verifier, the claims, and the raw token (for
+ * introspection; never logged, never exposed). The adapters' guards read only this, never the
+ * framework's `req.auth`, which any other middleware (express-jwt, a session hook...) may set.
+ */
+interface Authentication {
+  verifier: Verifier;
+  claims: AccessTokenClaims;
+  token: string;
+}
 
-export const rawTokenOf = (request: object): string | undefined => rawTokens.get(request);
+const authentications = new WeakMap<object, Authentication>();
+
+/** The claims that `verifier` verified for `request`, if it did. */
+export function verifiedClaims(request: object, verifier: Verifier): AccessTokenClaims | undefined {
+  const a = authentications.get(request);
+  return a?.verifier === verifier ? a.claims : undefined;
+}
+
+/** Drops the request's authentication (requireActive, when the issuer says the token is inactive). */
+export const forgetAuthentication = (request: object): void => void authentications.delete(request);
+
+export const rawTokenOf = (request: object): string | undefined => authentications.get(request)?.token;
 
 export type Authenticated = { claims: AccessTokenClaims } | Refusal;
 
-/** Extracts and verifies the request's bearer token (`request` keys the raw token for requireActive). */
+/**
+ * Extracts and verifies the request's bearer token, and records the result under `request`. The
+ * token is extracted every time (each middleware's own RFC 6750 methods apply); a token this
+ * state's verifier already verified for the request is not verified again, but one verified by
+ * another verifier (another audience, say) is: each bearer-auth middleware decides for itself.
+ */
 export async function authenticateRequest(state: BearerAuthState, request: object, input: BearerRequest): Promise<Authenticated> {
+  const done = authentications.get(request);
+  authentications.delete(request);
   const got = extract(input, state);
   if ("refuse" in got) return { reply: challenge(state.realm, got.refuse) };
   // RFC 6750 §3.1: no authentication information, no error code.
   if ("none" in got) return { reply: challenge(state.realm, { description: "this resource needs a bearer access token" }) };
+  if (done && done.verifier === state.verifier && done.token === got.token) {
+    authentications.set(request, done);
+    return { claims: done.claims };
+  }
   try {
     const claims = await state.verifier.verify(got.token);
-    rawTokens.set(request, got.token);
+    authentications.set(request, { verifier: state.verifier, claims, token: got.token });
     return { claims };
   } catch (err) {
     return refusalFor(state.realm, err);

@@ -6,13 +6,18 @@
 //   const auth = bearerAuth({ verifier, realm: "orders" });
 //   app.get("/orders", auth, requireScope("orders:read"), (req, res) => res.json({ sub: req.auth!.sub }));
 //
-// bearerAuth() sets req.auth; the guards run after it in the chain. A body parser
-// (express.urlencoded()) is needed only with allowBodyToken. Written against node:http's request
-// and response, so it needs no Express import and works with Express 4, 5 (and Connect).
+// bearerAuth() sets req.auth; the guards run after it in the chain. They check what a Tessera
+// bearerAuth() verified for the request, never req.auth as such: other middleware (express-jwt,
+// express-oauth2-jwt-bearer, a session layer) sets req.auth too, and that is no proof. A guard
+// with no Tessera bearerAuth() before it is a programming error, passed to Express (a 500). Two
+// bearerAuth() with different verifiers (audiences) in one chain each verify the token. A body
+// parser (express.urlencoded()) is needed only with allowBodyToken. Written against node:http's
+// request and response, so it needs no Express import and works with Express 4, 5 (and Connect).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   authenticateRequest,
   bearerState,
+  forgetAuthentication,
   inactiveRefusal,
   roleCheck,
   scopeCheck,
@@ -22,6 +27,7 @@ import {
   type ClaimsCheck,
   type LogEntry,
   type Refusal,
+  verifiedClaims,
 } from "./bearer.ts";
 import { hasRole, hasScope, TokenVerificationError, type AccessTokenClaims } from "./index.ts";
 
@@ -50,7 +56,10 @@ interface Context {
   log: ((entry: LogEntry) => void) | undefined;
 }
 
-/** The bearerAuth() a request went through, for the guards after it. */
+/**
+ * The bearerAuth() that authenticated a request last (its realm, log and introspector serve the
+ * guards after it); set only once it has verified the token (bearer.ts records the claims).
+ */
 const contexts = new WeakMap<object, Context>();
 
 function send(res: ServerResponse, r: BearerReply): void {
@@ -66,14 +75,14 @@ function refuse(ctx: Context, res: ServerResponse, r: Refusal): void {
 }
 
 /**
- * Verifies the bearer token and sets req.auth, or answers 400/401/503. Idempotent: a request
- * already authenticated is not verified twice.
+ * Verifies the bearer token and sets req.auth, or answers 400/401/503. A request whose token this
+ * verifier already verified is not verified twice; a req.auth set by anything else is ignored
+ * (and replaced).
  */
 export function bearerAuth(options: ExpressBearerOptions): BearerMiddleware {
   const ctx: Context = { state: bearerState("bearerAuth", options), log: options?.log };
   return function tesseraBearerAuth(req, res, next) {
-    contexts.set(req, ctx);
-    if (req.auth) return next();
+    contexts.delete(req);
     const input = {
       method: req.method ?? "GET",
       authorization: req.headers.authorization,
@@ -83,6 +92,7 @@ export function bearerAuth(options: ExpressBearerOptions): BearerMiddleware {
     };
     authenticateRequest(ctx.state, req, input).then((result) => {
       if ("reply" in result) return refuse(ctx, res, result);
+      contexts.set(req, ctx);
       req.auth = result.claims;
       next();
     }, next);
@@ -93,7 +103,11 @@ export function bearerAuth(options: ExpressBearerOptions): BearerMiddleware {
 function guard(name: string, check: (ctx: Context, req: BearerRequestLike & { auth: AccessTokenClaims }) => Promise<Refusal | undefined>): BearerMiddleware {
   return function tesseraGuard(req, res, next) {
     const ctx = contexts.get(req);
-    if (!ctx || !req.auth) return next(new Error(`${name}: bearerAuth() must come before it in the middleware chain`));
+    // What bearerAuth() verified, not whatever req.auth holds now.
+    const claims = ctx && verifiedClaims(req, ctx.state.verifier);
+    if (!ctx || !claims) return next(new Error(`${name}: bearerAuth() must come before it in the middleware chain`));
+    // The handler sees the claims the guard checked, even if a middleware in between replaced them.
+    req.auth = claims;
     check(ctx, req as BearerRequestLike & { auth: AccessTokenClaims }).then((refusal) => {
       if (refusal) return refuse(ctx, res, refusal);
       next();
@@ -121,7 +135,10 @@ export const requireRole = (...roles: string[]): BearerMiddleware => claimsGuard
 export function requireActive(): BearerMiddleware {
   return guard("requireActive", async (ctx, req) => {
     const refusal = await inactiveRefusal(ctx.state, req);
-    if (refusal?.reply.status === 401) delete (req as BearerRequestLike).auth;
+    if (refusal?.reply.status === 401) {
+      forgetAuthentication(req);
+      delete (req as BearerRequestLike).auth;
+    }
     return refusal;
   });
 }

@@ -5,12 +5,15 @@
 //   app.get("/orders", { preHandler: [requireScope("orders:read")] }, async (req) => req.auth!.sub);
 //
 // The answers (400 / 401 / 403 / 503 and their WWW-Authenticate challenges) are bearer.ts's,
-// shared with the Express middleware.
+// shared with the Express middleware. The guards check what the plugin verified for the request
+// (bearer.ts records it), never request.auth as such: another hook may set that, and it is no
+// proof; a guard verifies the request's own token whatever request.auth holds.
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import {
   authenticateRequest,
   bearerState,
+  forgetAuthentication,
   inactiveRefusal,
   roleCheck,
   scopeCheck,
@@ -19,6 +22,7 @@ import {
   type BearerReply,
   type ClaimsCheck,
   type Refusal,
+  verifiedClaims,
 } from "./bearer.ts";
 import { hasRole, hasScope, TokenVerificationError, type AccessTokenClaims } from "./index.ts";
 
@@ -63,11 +67,11 @@ function stateOf(request: FastifyRequest): BearerAuthState {
 }
 
 /**
- * Verifies the bearer token and sets request.auth, or answers 400/401/503. Idempotent: a request
- * already authenticated is not verified twice.
+ * Verifies the bearer token and sets request.auth, or answers 400/401/503. A token the plugin
+ * already verified for the request is not verified twice; a request.auth set by anything else is
+ * ignored (and replaced).
  */
 export const authenticate: BearerPreHandler = async function authenticate(request, reply) {
-  if (request.auth) return;
   const result = await authenticateRequest(stateOf(request), request, {
     method: request.method,
     authorization: request.headers.authorization,
@@ -79,16 +83,17 @@ export const authenticate: BearerPreHandler = async function authenticate(reques
   request.auth = result.claims;
 };
 
-async function ensureAuthenticated(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-  if (request.auth) return true;
+/** The claims the plugin verified for the request (authenticating it if need be); undefined once refused. */
+async function ensureAuthenticated(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<AccessTokenClaims | undefined> {
   await authenticate.call(this, request, reply);
-  return request.auth !== null && !reply.sent;
+  return reply.sent ? undefined : verifiedClaims(request, stateOf(request).verifier);
 }
 
 function claimsGuard(check: ClaimsCheck): BearerPreHandler {
   return async function claimsGuardHook(request, reply) {
-    if (!(await ensureAuthenticated.call(this, request, reply))) return reply;
-    const refusal = check(stateOf(request).realm, request.auth!);
+    const claims = await ensureAuthenticated.call(this, request, reply);
+    if (!claims) return reply;
+    const refusal = check(stateOf(request).realm, claims);
     if (refusal) return send(reply, refusal);
   };
 }
@@ -109,7 +114,10 @@ export function requireActive(): BearerPreHandler {
     if (!(await ensureAuthenticated.call(this, request, reply))) return reply;
     const refusal = await inactiveRefusal(stateOf(request), request);
     if (!refusal) return;
-    if (refusal.reply.status === 401) request.auth = null;
+    if (refusal.reply.status === 401) {
+      forgetAuthentication(request);
+      request.auth = null;
+    }
     return refuse(request, reply, refusal);
   };
 }

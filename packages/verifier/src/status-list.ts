@@ -22,20 +22,30 @@
 // 4. decompressed with node:zlib (ZLIB, §4.1), the output bounded (`maxListBytes`), so a small
 //    "list bomb" cannot exhaust memory; an `idx` past the end refuses the token (§8.3 step 6).
 //
-// Caching (§8.2, §8.3 4d, §13.7): a list is used for min(its `ttl`, the response's
-// Cache-Control max-age, `maxAge`) counted from when it was requested, never less than
-// MIN_REFRESH_MS; the header can shorten the claim, never lengthen it (§8.2 gives the claims
-// priority). Then it is revalidated with If-None-Match (a 304 keeps it). An unknown list is fetched
-// at once; concurrent verifications share one fetch (single flight). If a refresh fails, the last
-// valid list is still used for `maxStale` past its refresh time and never past its `exp`; after
-// that, tokens of that list are refused with `status_unavailable` (a 503 in the guards), or, with
-// `failOpen: true`, accepted with a warning. A failed list is retried once per refresh interval
-// (1 s for a list never fetched), not on every request.
+// Caching (§8.2, §8.3 4d, §13.7): a list is used for min(its `ttl`, `maxAge`) counted from when
+// it was requested, never less than MIN_REFRESH_MS. §8.2: the ttl claim takes precedence over
+// HTTP caching, so the response's Cache-Control (a CDN's no-cache or no-store included) counts
+// only for a list without a ttl: then its max-age stands in for the ttl (no-cache / no-store: 0,
+// so the floor). Then the list is revalidated with If-None-Match (a 304 keeps it). An unknown list
+// is fetched at once; concurrent verifications share one fetch (single flight).
+//
+// No rollback: a held list is never replaced by one with an older `iat`. Behind a load balancer
+// an instance that lags, or a cache or a replay, can serve an older list, valid and unexpired,
+// in which a revoked token is not revoked yet. Such a response still shows the issuer answering,
+// and instances re-sign unchanged lists at different times (an older iat with the same bits is
+// normal): it counts as a revalidation of the held list, which is kept with its refresh timer
+// reset, as after a 304 (and, like after a 304, never past its own `exp`).
+//
+// If a refresh fails, the last valid list is still used for `maxStale` past its refresh time and
+// never past its `exp`; after that, tokens of that list are refused with `status_unavailable` (a
+// 503 in the guards), or, with `failOpen: true`, accepted with a warning. A failed list is
+// retried once per refresh interval (1 s for a list never fetched), not on every request.
 //
 // Cost, per service instance (one verifier): one conditional GET per status list in use every
-// min(ttl, max-age, maxAge) — with the issuer's default STATUS_LIST_TTL=10 s, 6 requests per minute
-// per list, mostly 304s without a body — and never more than 60 per minute per list, whatever the
-// issuer sends or however many tokens are verified. Never one request per verified token.
+// min(ttl, maxAge) — with the issuer's default STATUS_LIST_TTL=10 s, 6 requests per minute per
+// list, mostly 304s without a body — and never more than 60 per minute per list, whatever the
+// issuer or a cache in front of it sends, however many tokens are verified. Never one request
+// per verified token.
 import { inflateSync } from "node:zlib";
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { fail } from "./errors.ts";
@@ -58,7 +68,10 @@ export interface StatusListOptions {
   onWarning?: (warning: StatusListWarning) => void;
   /** milliseconds a list fetch may take, default 5000 */
   timeoutDuration?: number;
-  /** largest decompressed list accepted, in bytes, default 16 MiB (134 million 1-bit entries) */
+  /**
+   * largest decompressed list accepted, in bytes, default 4 MiB (32 Mi 1-bit or 4 Mi 8-bit
+   * entries; Tessera's lists are 128 KiB)
+   */
   maxListBytes?: number;
   /** largest list response accepted, in bytes, default 4 MiB */
   maxResponseBytes?: number;
@@ -115,16 +128,18 @@ class ListUnavailable extends Error {
 interface HeldList {
   bits: number;
   bytes: Uint8Array;
+  /** seconds since the epoch (the list's iat claim): no list issued before it replaces this one */
+  iat: number;
   /** seconds since the epoch (the list's exp claim) */
   exp: number;
-  /** milliseconds, from the list's ttl claim (Infinity without one) */
-  ttl: number;
+  /** milliseconds, from the list's ttl claim */
+  ttl: number | undefined;
   etag: string | null;
-  /** milliseconds from the last response's Cache-Control max-age (Infinity without one) */
-  headerMaxAge: number;
+  /** milliseconds from the last response's Cache-Control (max-age; 0 for no-cache / no-store) */
+  headerMaxAge: number | undefined;
   /** monotonic milliseconds: revalidate after this */
   freshUntil: number;
-  /** the refresh interval this list got: min(ttl, max-age, maxAge), at least MIN_REFRESH_MS */
+  /** the refresh interval this list got: min(ttl, or else max-age, maxAge), at least MIN_REFRESH_MS */
   interval: number;
 }
 
@@ -167,7 +182,7 @@ export function createStatusCheck(options: StatusListOptions, ctx: StatusCheckCo
   const maxAge = Math.max(duration(who, "maxAge", options.maxAge, 300_000), MIN_REFRESH_MS);
   const maxStale = duration(who, "maxStale", options.maxStale, 300_000);
   const timeout = duration(who, "timeoutDuration", options.timeoutDuration, 5000, true);
-  const maxListBytes = options.maxListBytes ?? 16 * 1024 * 1024;
+  const maxListBytes = options.maxListBytes ?? 4 * 1024 * 1024;
   const maxResponseBytes = options.maxResponseBytes ?? 4 * 1024 * 1024;
   const maxLists = options.maxLists ?? 1000;
   for (const [name, v] of [["maxListBytes", maxListBytes], ["maxResponseBytes", maxResponseBytes], ["maxLists", maxLists]] as const) {
@@ -224,7 +239,7 @@ export function createStatusCheck(options: StatusListOptions, ctx: StatusCheckCo
     } catch (err) {
       throw new ListUnavailable("the status list cannot be decompressed or is too large", err);
     }
-    return { bits, bytes, exp, ttl: ttl === undefined ? Number.POSITIVE_INFINITY : ttl * 1000 };
+    return { bits, bytes, iat, exp, ttl: ttl === undefined ? undefined : ttl * 1000 };
   }
 
   const headerMaxAgeOf = (res: Response): number | undefined => {
@@ -235,8 +250,18 @@ export function createStatusCheck(options: StatusListOptions, ctx: StatusCheckCo
   };
 
   const withFreshness = (list: Omit<HeldList, "freshUntil" | "interval">, sentAt: number): HeldList => {
-    const interval = Math.max(MIN_REFRESH_MS, Math.min(list.ttl, list.headerMaxAge, maxAge));
+    // §8.2: the ttl claim takes precedence over HTTP caching; max-age only for a list without one.
+    const lifetime = list.ttl ?? list.headerMaxAge ?? Number.POSITIVE_INFINITY;
+    const interval = Math.max(MIN_REFRESH_MS, Math.min(lifetime, maxAge));
     return { ...list, interval, freshUntil: sentAt + interval };
+  };
+
+  /** The issuer answered, and the held list still stands (a 304, or a list older than it). */
+  const revalidated = (previous: HeldList, res: Response, sentAt: number, why: string): HeldList => {
+    // A revalidation cannot extend the signed exp: the issuer should have signed a new list.
+    if (expired(previous)) throw new ListUnavailable(`the status list has expired and the issuer answered ${why}`);
+    // RFC 9111 §4.3.4: the new Cache-Control replaces the stored one; the list stays as signed.
+    return withFreshness({ ...previous, headerMaxAge: headerMaxAgeOf(res) ?? previous.headerMaxAge }, sentAt);
   };
 
   async function fetchList(uri: string, previous: HeldList | undefined): Promise<HeldList> {
@@ -251,11 +276,7 @@ export function createStatusCheck(options: StatusListOptions, ctx: StatusCheckCo
     }
     if (res.status === 304 && previous?.etag) {
       await discard(res);
-      // A 304 cannot extend the signed exp: the issuer should have signed a new list.
-      if (expired(previous)) throw new ListUnavailable("the status list has expired and the issuer answered 304");
-      // RFC 9111 §4.3.4: the 304's Cache-Control replaces the stored one; the list stays as signed.
-      const headerMaxAge = headerMaxAgeOf(res) ?? previous.headerMaxAge;
-      return withFreshness({ ...previous, headerMaxAge, etag: res.headers.get("etag") ?? previous.etag }, sentAt);
+      return { ...revalidated(previous, res, sentAt, "304"), etag: res.headers.get("etag") ?? previous.etag };
     }
     if (res.status !== 200) {
       await discard(res);
@@ -268,7 +289,10 @@ export function createStatusCheck(options: StatusListOptions, ctx: StatusCheckCo
       throw new ListUnavailable("the status list response could not be read or is too large", err);
     }
     const list = await validate(body.trim(), uri);
-    return withFreshness({ ...list, etag: res.headers.get("etag"), headerMaxAge: headerMaxAgeOf(res) ?? Number.POSITIVE_INFINITY }, sentAt);
+    // No rollback: an older list (a lagging instance, a cache, a replay) never replaces the held
+    // one, whose ETag is kept so the next request still asks for anything newer than it.
+    if (previous && list.iat < previous.iat) return revalidated(previous, res, sentAt, "with an older list");
+    return withFreshness({ ...list, etag: res.headers.get("etag"), headerMaxAge: headerMaxAgeOf(res) }, sentAt);
   }
 
   function entryFor(uri: string): Entry {
