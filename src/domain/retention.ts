@@ -1,7 +1,8 @@
 // What the issuer keeps, and for how long: one pruning pass shared by the server's schedule
 // (PRUNE_INTERVAL) and the rotate-keys script, so neither forgets a table.
-// - sessions that can never be used again (sessions.ts); revoked ones only once every access
-//   token of theirs has expired, since their row sets the token status list bit,
+// - sessions that can never be used again (sessions.ts), only once every access token of theirs
+//   has expired (their end or revocation + the longest access-token lifetime + the clock skew):
+//   their row sets the token status list bit, or lets a later revocation set it,
 // - deny-listed access tokens past their own expiry and the clock skew verifiers tolerate (a
 //   revoked client_credentials token's row sets its status list bit),
 // - login-throttle records older than the throttle remembers them (throttle.ts),
@@ -15,7 +16,7 @@ import type { ClientStore } from "./clients/client-store.ts";
 import { addSeconds, type Clock } from "./clock.ts";
 import { FAILURE_MEMORY_SECONDS, KNOWN_ADDRESS_SECONDS, type LoginThrottleStore } from "./credentials/throttle.ts";
 import type { RevocationStore } from "./tokens/revocation-store.ts";
-import { pruneDeadSessions, revokedSessionRetention } from "./sessions/sessions.ts";
+import { pruneDeadSessions, sessionRetention } from "./sessions/sessions.ts";
 
 export interface PruneCounts {
   sessions: number;
@@ -32,7 +33,7 @@ export interface RetentionStores {
   revocations: Pick<RevocationStore, "prune">;
   loginThrottle: Pick<LoginThrottleStore, "prune">;
   audit: Pick<AuditStore, "prune">;
-  /** the clients' access-token lifetimes bound how long revoked sessions are kept */
+  /** the clients' access-token lifetimes bound how long dead sessions are kept */
   clients: Pick<ClientStore, "list">;
 }
 
@@ -54,7 +55,7 @@ export async function pruneExpired(
   };
   const sessions = await settle(async () => {
     const longest = maxAccessTokenTtl(policy.accessTokenTtl, await storage.clients.list());
-    return pruneDeadSessions(storage.sessions, clock, audit, revokedSessionRetention(longest, policy.clockSkew));
+    return pruneDeadSessions(storage.sessions, clock, audit, sessionRetention(longest, policy.clockSkew));
   });
   const deniedAccessTokens = await settle(() => storage.revocations.prune(addSeconds(now, -policy.clockSkew)));
   const loginFailures = await settle(() =>

@@ -12,18 +12,50 @@ function ifNoneMatch(header: string | undefined, etag: string): boolean {
   return header.split(",").some((t) => opaque(t) === opaque(etag));
 }
 
+/** RFC 9110 §12.4.2: the items of an Accept-style header (lower case) with their weight: q, 1 without one, 0 when malformed. */
+function weighted(header: string): { item: string; q: number }[] {
+  return header
+    .toLowerCase()
+    .split(",")
+    .flatMap((part) => {
+      const [item = "", ...params] = part.split(";").map((s) => s.trim());
+      if (item === "") return [];
+      const qParam = params.find((p) => p.startsWith("q="));
+      const value = qParam === undefined ? 1 : Number(qParam.slice(2));
+      return [{ item, q: Number.isFinite(value) ? value : 0 }];
+    });
+}
+
 /** RFC 9110 §12.5.3: whether `Accept-Encoding` accepts gzip (by name, x-gzip, or `*`) with a q above 0. */
 export function acceptsGzip(header: string | undefined): boolean {
   if (!header) return false;
-  const q = new Map<string, number>();
-  for (const part of header.toLowerCase().split(",")) {
-    const [coding = "", ...params] = part.split(";").map((s) => s.trim());
-    const qParam = params.find((p) => p.startsWith("q="));
-    const value = qParam === undefined ? 1 : Number(qParam.slice(2));
-    if (coding !== "") q.set(coding, Number.isFinite(value) ? value : 0);
-  }
+  const q = new Map(weighted(header).map(({ item, q }) => [item, q]));
   const weight = q.get("gzip") ?? q.get("x-gzip") ?? q.get("*") ?? 0;
   return weight > 0;
+}
+
+/**
+ * RFC 9110 §12.5.1: whether `Accept` admits `mediaType` (lower case, "type/subtype"): the most
+ * specific range that matches it (the media type itself, then its type with any subtype, then any
+ * type) has a q above 0. No header, or an empty one, admits anything; parameters other than q are
+ * ignored.
+ */
+export function acceptsMediaType(header: string | undefined, mediaType: string): boolean {
+  if (header === undefined || header.trim() === "") return true;
+  const [type] = mediaType.split("/");
+  const ranks = new Map([
+    [mediaType, 3],
+    [`${type}/*`, 2],
+    ["*/*", 1],
+  ]);
+  let best = { rank: 0, q: 0 };
+  for (const { item: range, q } of weighted(header)) {
+    const rank = ranks.get(range) ?? 0;
+    if (rank === 0 || rank < best.rank) continue;
+    // The same range listed twice: the higher weight counts.
+    best = rank > best.rank ? { rank, q } : { rank, q: Math.max(best.q, q) };
+  }
+  return best.q > 0;
 }
 
 export interface PreparedResponse {

@@ -241,10 +241,15 @@ export function statusRefOf(token: string): { idx: number; uri: string } | null 
  * instance on the same database if given), verify the list token with that instance's JWKS (the
  * issuer's algorithm pinned, typ statuslist+jwt, iss, exp at the issuer's clock), check that its
  * sub is the claim's uri, and read the token's bit: 0 valid, 1 revoked.
+ *
+ * A revocation answers before the rebuild it starts on its instance has finished (milliseconds
+ * later): this waits for a rebuild `from` has running or queued, never starts one, so a
+ * revocation made elsewhere still shows only after `from`'s own next rebuild.
  */
 export async function statusOf(issuer: TestIssuer, token: string, from: TestIssuer = issuer): Promise<number> {
   const ref = statusRefOf(token);
   if (!ref) throw new Error("the token has no status claim");
+  await from.services.statusLists.settled();
   const res = await from.app.inject({ method: "GET", url: new URL(ref.uri).pathname });
   if (res.statusCode !== 200) throw new Error(`GET ${ref.uri}: ${res.statusCode} ${res.body}`);
   const jwks = (await from.app.inject({ method: "GET", url: "/.well-known/jwks.json" })).json() as JSONWebKeySet;

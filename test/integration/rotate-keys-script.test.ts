@@ -324,7 +324,7 @@ describeEachDb("rotate-keys script and keys CLI", (flavor) => {
     }
   }, 60_000);
 
-  it("rotate-keys prunes dead sessions (expired, idle, long-revoked) and keeps live and recently revoked ones", async () => {
+  it("rotate-keys prunes dead sessions (expired, idle, long-revoked) and keeps live, recently revoked and recently ended ones", async () => {
     const { env, url, keysDir } = await setup(flavor);
     // Sessions made two days ago (idle timeout 1 h) and now, through an issuer on the same database.
     const clock = new FakeClock(Date.now() - 2 * 86400_000);
@@ -341,12 +341,17 @@ describeEachDb("rotate-keys script and keys CLI", (flavor) => {
     const live = await login(issuer.app);
     const recentlyRevoked = await login(issuer.app);
     await issuer.services.sessions.revokeByToken(recentlyRevoked.refresh_token, "logout");
-    // Each dead session dead for one reason only: the long-revoked and the expired one get
-    // refresh tokens that are not idle; the expired one ended a minute ago (set directly).
+    const recentlyEnded = await login(issuer.app);
+    // Each dead session dead for one reason only: the long-revoked and the ended ones get
+    // refresh tokens that are not idle. The expired one ended longer ago than an access token
+    // lives (ACCESS_TOKEN_TTL + CLOCK_SKEW, 960 s here); the recently ended one a minute ago, so
+    // its last access token may still be valid: kept (its row sets its status list bit).
     const inAnHour = new Date(Date.now() + 3600_000);
     const expiredSid = await sidOf(expired.refresh_token);
-    await issuer.storage.db.session.update({ where: { id: expiredSid }, data: { expiresAt: new Date(Date.now() - 60_000) } });
-    for (const sid of [expiredSid, await sidOf(longRevoked.refresh_token)]) {
+    const recentlyEndedSid = await sidOf(recentlyEnded.refresh_token);
+    await issuer.storage.db.session.update({ where: { id: expiredSid }, data: { expiresAt: new Date(Date.now() - 3600_000) } });
+    await issuer.storage.db.session.update({ where: { id: recentlyEndedSid }, data: { expiresAt: new Date(Date.now() - 60_000) } });
+    for (const sid of [expiredSid, recentlyEndedSid, await sidOf(longRevoked.refresh_token)]) {
       await issuer.storage.db.refreshToken.updateMany({ where: { sessionId: sid }, data: { expiresAt: inAnHour } });
     }
 
@@ -356,12 +361,13 @@ describeEachDb("rotate-keys script and keys CLI", (flavor) => {
       expired: expiredSid,
       live: await sidOf(live.refresh_token),
       recentlyRevoked: await sidOf(recentlyRevoked.refresh_token),
+      recentlyEnded: recentlyEndedSid,
     };
     const run = await runRotateKeys(["--json"], env);
     expectExit(run, 0);
     expect((JSON.parse(run.stdout) as { prunedSessions: number }).prunedSessions).toBe(3);
     const remaining = await issuer.storage.db.session.findMany({ where: { id: { in: Object.values(sids) } } });
-    expect(remaining.map((s) => s.id).sort()).toEqual([sids.live, sids.recentlyRevoked].sort());
+    expect(remaining.map((s) => s.id).sort()).toEqual([sids.live, sids.recentlyRevoked, sids.recentlyEnded].sort());
     // Their refresh tokens went with them; the live session still works.
     expect(await issuer.storage.db.refreshToken.count({ where: { sessionId: { in: [sids.longRevoked, sids.idle, sids.expired] } } })).toBe(0);
     const res = await issuer.app.inject({

@@ -7,7 +7,7 @@
 import { gunzipSync } from "node:zlib";
 import { getListFromStatusListJWT } from "@sd-jwt/jwt-status-list";
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { AdminContext } from "../../src/admin/context.ts";
 import { disableUser } from "../../src/admin/users.ts";
 import { ConfigError, loadConfig } from "../../src/config.ts";
@@ -293,6 +293,99 @@ describeEachDb("token status list", (flavor) => {
     expect((await refreshGrant(issuer.app, pair.refresh_token)).statusCode).toBe(200);
   });
 
+  it("RFC 7009 revocation of a user access token whose session row is gone (pruned) still sets its bit, until the token expires", async () => {
+    const pair = await login(issuer.app);
+    const bystander = await login(issuer.app);
+    await issuer.storage.db.session.delete({ where: { id: decodeJwt(pair.access_token).sid as string } });
+    expect((await revoke(issuer, pair.access_token, { id: "web" })).statusCode).toBe(200);
+    expect(await statusOf(issuer, pair.access_token)).toBe(1);
+    expect(await statusOf(issuer, bystander.access_token)).toBe(0);
+    // The deny-list entry holds the index, and goes CLOCK_SKEW after the token's exp (its bit with it).
+    const row = await issuer.storage.db.revokedAccessToken.findUnique({ where: { jti: decodeJwt(pair.access_token).jti! } });
+    expect(Number(row!.statusIdx)).toBe(idxOf(pair.access_token));
+    expect(row!.expiresAt.getTime()).toBe(decodeJwt(pair.access_token).exp! * 1000);
+  });
+
+  it("revoking the same client_credentials token twice rebuilds the lists once; a duplicate is not a revocation", async () => {
+    const token = await serviceToken(issuer);
+    await issuer.services.statusLists.rebuild();
+    const rebuilds = vi.spyOn(issuer.services.statusLists, "rebuild");
+    try {
+      expect((await revoke(issuer, token, SERVICE)).statusCode).toBe(200);
+      expect((await revoke(issuer, token, SERVICE)).statusCode).toBe(200);
+      expect(rebuilds).toHaveBeenCalledTimes(1);
+      expect(await statusOf(issuer, token)).toBe(1);
+    } finally {
+      rebuilds.mockRestore();
+    }
+  });
+
+  it("a revocation's answer does not wait for the rebuild it starts (the rebuild still starts at once)", async () => {
+    const [cc, pair] = [await serviceToken(issuer), await login(issuer.app)];
+    await issuer.services.statusLists.rebuild();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const rebuild = issuer.services.statusLists.rebuild.bind(issuer.services.statusLists);
+    const started: Promise<void>[] = [];
+    const rebuilds = vi.spyOn(issuer.services.statusLists, "rebuild").mockImplementation(() => {
+      const run = held.then(rebuild);
+      started.push(run);
+      return run;
+    });
+    try {
+      const answers = await Promise.race([
+        Promise.all([revoke(issuer, cc, SERVICE), revoke(issuer, pair.refresh_token, { id: "web" })]),
+        new Promise<"held">((resolve) => setTimeout(() => resolve("held"), 3000)),
+      ]);
+      expect(answers, "the revocations waited for the rebuild").not.toBe("held");
+      expect((answers as { statusCode: number }[]).map((r) => r.statusCode)).toEqual([200, 200]);
+      expect(rebuilds).toHaveBeenCalledTimes(2);
+    } finally {
+      release();
+      rebuilds.mockRestore();
+    }
+    await Promise.all(started);
+    expect(await statusOf(issuer, cc)).toBe(1);
+    expect(await statusOf(issuer, pair.access_token)).toBe(1);
+  });
+
+  // ---- content negotiation (§8.1, §8.2) ----
+
+  it("Accept: the JWT for no Accept, */*, application/*, or a list naming statuslist+jwt; 406 JSON when it is excluded", async () => {
+    const jwt = (await getList(issuer, 0)).body;
+    for (const accept of [
+      undefined,
+      "*/*",
+      "application/*",
+      "application/statuslist+jwt",
+      "application/statuslist+cwt, application/statuslist+jwt;q=0.5",
+      "APPLICATION/STATUSLIST+JWT",
+      "text/html, */*;q=0.1",
+      "application/statuslist+jwt; charset=utf-8",
+    ]) {
+      const res = await getList(issuer, 0, accept === undefined ? {} : { accept });
+      expect(res.statusCode, String(accept)).toBe(200);
+      expect(res.headers["content-type"], String(accept)).toBe("application/statuslist+jwt");
+      expect(res.body, String(accept)).toBe(jwt);
+    }
+    for (const accept of [
+      "application/statuslist+cwt",
+      "application/json",
+      "text/*",
+      "application/statuslist+jwt;q=0",
+      "*/*, application/statuslist+jwt;q=0",
+      "application/*;q=0.5, application/statuslist+jwt;q=0",
+      "application/statuslist+cwt, */*;q=0",
+    ]) {
+      const res = await getList(issuer, 0, { accept });
+      expect(errorOf(res), accept).toMatchObject({ status: 406, error: "not_acceptable" });
+      expect(res.headers["content-type"], accept).toMatch(/^application\/json/);
+    }
+    expect((await issuer.app.inject({ method: "HEAD", url: "/statuslists/0", headers: { accept: "application/statuslist+cwt" } })).statusCode).toBe(406);
+    // An unknown list is still 404 whatever the Accept.
+    expect(errorOf(await getList(issuer, 99, { accept: "application/statuslist+cwt" }))).toMatchObject({ status: 404 });
+  });
+
   // ---- pruning ----
 
   it("pruning keeps a revoked session, and its bit, until the longest-lived access token of it has expired", async () => {
@@ -379,6 +472,72 @@ describeEachDb("token status list", (flavor) => {
     expect((await issuer.app.inject({ method: "POST", url: "/statuslists/0" })).statusCode).toBe(404);
     // §8.4: historical resolution is not supported; the draft asks for 501 then.
     expect(errorOf(await issuer.app.inject({ method: "GET", url: "/statuslists/0?time=1686925000" }))).toMatchObject({ status: 501, error: "not_implemented" });
+  });
+});
+
+// ---- sessions that ended while their last access tokens are still valid ----
+
+describeEachDb("token status list, sessions past their end with live access tokens", (flavor) => {
+  // Sessions end 600 s after login, or 300 s without a refresh; access tokens live 900 s (the
+  // default), so the last ones of a session outlive it.
+  const env = { REFRESH_TOKEN_TTL: "600", REFRESH_IDLE_TTL: "300", STATUS_LIST_TTL: String(TTL), LOG_LEVEL: "warn" };
+  let issuer: TestIssuer;
+  let admin: AdminContext;
+  beforeAll(async () => {
+    issuer = await startIssuer(flavor, { env });
+    admin = adminOf(issuer);
+  });
+  afterAll(async () => issuer?.close());
+
+  const prune = () => pruneExpired(issuer.storage, issuer.clock, issuer.services.audit, issuer.config);
+  const sessionKept = async (token: string) => (await issuer.storage.db.session.count({ where: { id: decodeJwt(token).sid as string } })) === 1;
+  /** the longest access-token lifetime (no client overrides it here) plus the clock skew */
+  const outlive = () => issuer.config.accessTokenTtl + issuer.config.clockSkew;
+
+  /** A user whose session has run to its absolute end (600 s) with a refresh at 580 s: its last access token is valid until 1480 s. */
+  async function endedSession(): Promise<{ email: string; last: TokenPair; end: Date }> {
+    const email = uniqueEmail("ended");
+    await register(issuer.app, email);
+    const start = issuer.clock.now();
+    let pair = (await passwordGrant(issuer.app, email, PASSWORD)).json() as TokenPair;
+    for (const at of [290, 580]) {
+      issuer.clock.set(new Date(start.getTime() + at * 1000));
+      const r = await refreshGrant(issuer.app, pair.refresh_token);
+      expect(r.statusCode, r.body).toBe(200);
+      pair = r.json() as TokenPair;
+    }
+    issuer.clock.set(new Date(start.getTime() + 610 * 1000));
+    expect(errorOf(await refreshGrant(issuer.app, pair.refresh_token)).description).toMatch(/expired/);
+    return { email, last: pair, end: new Date(start.getTime() + 600 * 1000) };
+  }
+
+  it("past its absolute end, a session whose last access token is valid is kept by pruning: disabling the user then sets its bit", async () => {
+    const { email, last } = await endedSession();
+    await prune();
+    expect(await sessionKept(last.access_token)).toBe(true);
+    expect((await disableUser(admin, email)).found).toBe(true);
+    await issuer.services.statusLists.rebuild();
+    expect(await statusOf(issuer, last.access_token)).toBe(1);
+  });
+
+  it("idle past its refresh token's deadline, a session whose access token is valid is kept too: RFC 7009 revocation sets its bit", async () => {
+    const pair = await login(issuer.app);
+    issuer.clock.advance(301);
+    expect(errorOf(await refreshGrant(issuer.app, pair.refresh_token)).description).toMatch(/expired/);
+    await prune();
+    expect(await sessionKept(pair.access_token)).toBe(true);
+    expect((await revoke(issuer, pair.access_token, { id: "web" })).statusCode).toBe(200);
+    expect(await statusOf(issuer, pair.access_token)).toBe(1);
+  });
+
+  it("an unrevoked session is pruned only once its end plus the longest access-token lifetime plus CLOCK_SKEW has passed", async () => {
+    const { last, end } = await endedSession();
+    issuer.clock.set(new Date(end.getTime() + outlive() * 1000));
+    await prune();
+    expect(await sessionKept(last.access_token)).toBe(true);
+    issuer.clock.advance(1);
+    await prune();
+    expect(await sessionKept(last.access_token)).toBe(false);
   });
 });
 

@@ -295,7 +295,8 @@ describe("status list publisher", () => {
     state.down = true;
     clock.advance(100);
     await expect(publisher.rebuild()).rejects.toThrow("database down");
-    await publisher.revoked(); // never throws
+    await publisher.revoked(); // never throws, nor does the rebuild it started
+    await publisher.settled();
     expect(errors).toHaveLength(1);
     expect(served(publisher, 0)).toBe(last);
     clock.set(new Date(last.exp * 1000 - 1));
@@ -308,7 +309,31 @@ describe("status list publisher", () => {
     expect(served(publisher, 0).exp).toBe(last.exp + listValiditySeconds(10));
     state.down = true;
     await publisher.revoked();
+    await publisher.settled();
     expect(errors).toHaveLength(2); // a new outage is reported again
+  });
+
+  it("revoked() starts a rebuild and returns without waiting for it; settled() waits for it", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    // A store whose read hangs until released.
+    const publisher = new StatusListPublisher({
+      revoked: { revokedIndices: async () => (await gate, [5]) },
+      indices: { reserved: async () => 0 },
+      keys: await keyRing(),
+      clock: new FakeClock(T0),
+      issuer: ISSUER,
+      ttl: 10,
+    });
+    await publisher.revoked(); // returns while the read hangs
+    expect(publisher.lookup(0)).toEqual({ found: "unknown" });
+    let settled = false;
+    const waiting = publisher.settled().then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(settled).toBe(false);
+    release();
+    await waiting;
+    expect(setBits(new Uint8Array(getListFromStatusListJWT(served(publisher, 0).body.toString()).encodeStatusList()))).toEqual([5]);
   });
 
   it("concurrent rebuilds share the work: one running, one more after it that sees everything committed before", async () => {

@@ -67,10 +67,11 @@ export interface SessionStore {
   /** revokes every live session of a user; returns how many */
   revokeAllForUser(userId: string, reason: string, at: Date): Promise<number>;
   /**
-   * Deletes sessions that can never be used again: unrevoked ones past their absolute end or idle
-   * past the deadline of their newest token, and revoked ones revoked before `revokedBefore` (a
-   * revoked session is kept that long whatever its end: its status list bit must stay set while
-   * any access token of it may be presented). Live ones are untouched.
+   * Deletes sessions that can never be used again: unrevoked ones that ended (absolute end, or the
+   * deadline of their newest token) before `endedBefore`, and revoked ones revoked before
+   * `revokedBefore` (a revoked session is kept that long whatever its end). The caller sets both
+   * cutoffs so that no access token of a deleted session can still be presented: the row is what
+   * sets, or lets a later revocation set, its status list bit. Live ones are untouched.
    */
-  pruneDead(now: Date, revokedBefore: Date): Promise<PruneResult>;
+  pruneDead(endedBefore: Date, revokedBefore: Date): Promise<PruneResult>;
 }

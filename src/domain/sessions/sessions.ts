@@ -44,7 +44,7 @@ export class Sessions {
     private readonly policy: SessionPolicy,
     /** token status list indices: one per session, shared by all its access tokens */
     private readonly statusIndices: Pick<StatusIndexAllocator, "allocate">,
-    /** told of every revocation this instance makes (the status lists are rebuilt at once) */
+    /** told of every revocation this instance makes (the status lists are rebuilt at once, not awaited) */
     private readonly revocations: RevocationListener,
   ) {}
 
@@ -189,9 +189,13 @@ export class Sessions {
     return lookup.session;
   }
 
-  /** `revokedRetentionSeconds`: see revokedSessionRetention() (a revoked session's status bit). */
-  pruneDead(revokedRetentionSeconds: number): Promise<number> {
-    return pruneDeadSessions(this.store, this.clock, this.audit, revokedRetentionSeconds);
+  /**
+   * Prunes dead sessions (pruneDeadSessions) kept `revokedRetentionSeconds` after their revocation
+   * and `endedRetentionSeconds` after their end. The server's schedule goes through retention.ts,
+   * which derives both from the longest access-token lifetime (sessionRetention()).
+   */
+  pruneDead(revokedRetentionSeconds: number, endedRetentionSeconds = 0): Promise<number> {
+    return pruneDeadSessions(this.store, this.clock, this.audit, { revoked: revokedRetentionSeconds, ended: endedRetentionSeconds });
   }
 
   private async find(presented: string): Promise<RefreshTokenLookup> {
@@ -263,27 +267,41 @@ export class Sessions {
 export const REVOKED_SESSION_RETENTION = 86400;
 
 /**
- * How long a revoked session must be kept: its row is what sets its token status list bit, so it
- * may go only once every access token issued before the revocation has expired, as verifiers
- * judge expiry: the longest access-token lifetime plus the clock skew they tolerate. A day
- * unless that is longer (a client with a long accessTokenTtl).
+ * How long an access token of a session may still be presented after the session stopped issuing
+ * them (its absolute end, its idle end, or its revocation), as verifiers judge expiry: the longest
+ * access-token lifetime (any client's accessTokenTtl included) plus the clock skew they tolerate.
+ * A session's row sets its token status list bit (revoked) and is what a later revocation (a
+ * disabled user, RFC 7009) sets it through, so no session row goes before this has passed.
  */
+export const sessionTokensOutlive = (longestAccessTokenTtl: number, clockSkew: number): number => longestAccessTokenTtl + clockSkew;
+
+/** How long a revoked session is kept: sessionTokensOutlive(), and a day at least. */
 export const revokedSessionRetention = (longestAccessTokenTtl: number, clockSkew: number): number =>
-  Math.max(REVOKED_SESSION_RETENTION, longestAccessTokenTtl + clockSkew);
+  Math.max(REVOKED_SESSION_RETENTION, sessionTokensOutlive(longestAccessTokenTtl, clockSkew));
+
+/** How long pruning keeps sessions that can no longer be used, in seconds (see retention.ts). */
+export interface SessionRetention {
+  /** after the revocation; revokedSessionRetention() */
+  revoked: number;
+  /** after the absolute or idle end of an unrevoked session; sessionTokensOutlive() */
+  ended: number;
+}
+
+/** The retention of both kinds of dead session, from the longest access-token lifetime and CLOCK_SKEW. */
+export const sessionRetention = (longestAccessTokenTtl: number, clockSkew: number): SessionRetention => ({
+  revoked: revokedSessionRetention(longestAccessTokenTtl, clockSkew),
+  ended: sessionTokensOutlive(longestAccessTokenTtl, clockSkew),
+});
 
 /**
- * Deletes sessions that can never be used again (unrevoked ones past their absolute end or idle;
- * revoked ones revoked more than `revokedRetentionSeconds` ago). Live sessions are untouched.
+ * Deletes sessions that can never be used again, once no access token of theirs can be presented
+ * any more: unrevoked ones `retention.ended` seconds after their absolute end or their newest
+ * refresh token's (idle) deadline, revoked ones `retention.revoked` seconds after the revocation.
  * Used by the server's schedule and by the rotation script (retention.ts).
  */
-export async function pruneDeadSessions(
-  store: SessionStore,
-  clock: Clock,
-  audit: Audit,
-  revokedRetentionSeconds: number,
-): Promise<number> {
+export async function pruneDeadSessions(store: SessionStore, clock: Clock, audit: Audit, retention: SessionRetention): Promise<number> {
   const now = clock.now();
-  const { sessions } = await store.pruneDead(now, addSeconds(now, -revokedRetentionSeconds));
+  const { sessions } = await store.pruneDead(addSeconds(now, -retention.ended), addSeconds(now, -retention.revoked));
   if (sessions > 0) await audit.record("sessions.pruned", { details: { sessions } });
   return sessions;
 }

@@ -4,7 +4,10 @@
 // is set: a client_credentials token has an index of its own; a user's access token shares its
 // session's index, so revoking it revokes the session (RFC 7009 §2.1 allows revoking the
 // related tokens: "the server MAY revoke the respective refresh token as well"), and with it the
-// refresh token and every other access token of that session.
+// refresh token and every other access token of that session. A user token whose session row is
+// gone (pruned) has its index recorded with the entry, like a client_credentials token's.
+// The status lists are told only of a revocation this call made (not of a repeat), and are
+// rebuilt without holding the response (RevocationListener).
 import type { Audit } from "../audit.ts";
 import type { ClientRecord } from "../clients/client-store.ts";
 import type { Clock } from "../clock.ts";
@@ -25,7 +28,7 @@ export interface TokenRevocationDeps {
   sessions: Sessions;
   revocations: RevocationStore;
   audit: Audit;
-  /** told when a client_credentials token's bit is set (session revocations tell it themselves) */
+  /** told when an entry with an index is stored (session revocations tell it themselves) */
   statusLists: RevocationListener;
 }
 
@@ -59,9 +62,12 @@ export class TokenRevocation {
         if (!claims?.jti || typeof claims.exp !== "number") continue;
         if (claims.client_id !== client.id) throw new NotYourToken();
         const sid = typeof claims.sid === "string" ? claims.sid : null;
-        // A user token's index is its session's: its bit is set by revoking the session below.
-        const statusIdx = sid === null ? statusIndexOf(claims, issuer) : null;
-        await revocations.add({
+        const session = sid === null ? null : await sessions.findById(sid);
+        // An index no session row covers is kept with the entry, so its bit is set until the
+        // token expires: a client_credentials token's own, or a user token's whose session row
+        // has been pruned (pruning waits for the session's tokens to expire; this covers the rest).
+        const statusIdx = session === null ? statusIndexOf(claims, issuer) : null;
+        const inserted = await revocations.add({
           jti: claims.jti,
           clientId: client.id,
           expiresAt: new Date(claims.exp * 1000),
@@ -74,10 +80,10 @@ export class TokenRevocation {
           userId: sid ? claims.sub : null,
           details: { jti: claims.jti },
         });
-        if (sid !== null) {
-          const session = await sessions.findById(sid);
-          if (session && session.clientId === client.id) await sessions.revokeSession(session, "access_token_revoked");
-        } else if (statusIdx !== null) {
+        if (session !== null) {
+          // Sets the session's bit (and tells the lists) unless it was revoked already.
+          if (session.clientId === client.id) await sessions.revokeSession(session, "access_token_revoked");
+        } else if (inserted && statusIdx !== null) {
           await statusLists.revoked();
         }
         return;

@@ -4,8 +4,9 @@
 //
 // - A rebuild reads the revoked indices (revoked sessions, revoked client_credentials access
 //   tokens) and the shared index counter, and groups the indices by list. It runs at start, every
-//   ttl/2 (start()), and at once on the instance that performs a revocation (revoked()). Bits set
-//   on another instance, or by the operator's CLI, show here within ttl/2.
+//   ttl/2 (start()), and at once on the instance that performs a revocation (revoked(): started,
+//   not awaited, so the revoking request does not wait for it). Bits set on another instance, or
+//   by the operator's CLI, show here within ttl/2.
 // - A list is re-signed only when its bits changed, the signing key changed, or half its validity
 //   (exp - iat) has passed (so exp stays at least that far ahead); never on the request path.
 //   Unchanged lists keep their bytes and ETag, so a verifier refetching every ttl with
@@ -42,7 +43,11 @@ export interface RevokedIndexStore {
   revokedIndices(): Promise<number[]>;
 }
 
-/** Told of every revocation, so the instance that made it serves it at once. Never throws. */
+/**
+ * Told of every revocation this instance commits (once: not of a repeat that changed nothing), so
+ * that it serves it at once. Resolves as soon as the work is started, so the request that revoked
+ * is not held for it; never rejects.
+ */
 export interface RevocationListener {
   revoked(): Promise<void>;
 }
@@ -129,9 +134,19 @@ export class StatusListPublisher implements RevocationListener {
     return this.#running;
   }
 
-  /** A revocation was committed: rebuild now (a failure is reported by rebuild, and the timer retries). */
+  /**
+   * A revocation was committed: rebuild now, and return without waiting for it (a failure is
+   * reported through onError, once per outage, and the timer retries). settled() waits for it.
+   */
   async revoked(): Promise<void> {
-    await this.rebuild().catch(() => undefined);
+    void this.rebuild().catch(() => undefined);
+  }
+
+  /** Settles once no rebuild is running or queued (tests: what a revocation started has been served). */
+  async settled(): Promise<void> {
+    for (let pending = this.#queued ?? this.#running; pending; pending = this.#queued ?? this.#running) {
+      await pending.catch(() => undefined);
+    }
   }
 
   /** Rebuilds every ttl/2 (unref'd: never keeps the process alive). */

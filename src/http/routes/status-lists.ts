@@ -1,5 +1,6 @@
 // Token status lists (draft-ietf-oauth-status-list-20): GET /statuslists/<n> serves list n's
-// status list token (§8.1, §8.2), GET /statuslists the aggregation of every list's URI (§9.3).
+// status list token (§8.1, §8.2; 406 to an Accept that excludes it), GET /statuslists the
+// aggregation of every list's URI (§9.3).
 // Thin: the lists are prepared by the publisher (domain/tokens/status-publisher.ts) and sent as
 // bytes, like the JWKS; nothing is built or signed here.
 import type { FastifyInstance } from "fastify";
@@ -7,7 +8,17 @@ import { NotFound, OAuthError, TemporarilyUnavailable } from "../../domain/error
 import { parseListNumber, STATUS_LISTS_PATH } from "../../domain/tokens/status-list.ts";
 import type { Services } from "../../services.ts";
 import { PUBLIC_DOCUMENT } from "../plugins/security-headers.ts";
-import { preparedResponse, sendPrepared } from "../prepared.ts";
+import { acceptsMediaType, preparedResponse, sendPrepared } from "../prepared.ts";
+
+/** The one representation served: a status list token as a JWT (§5.1); no CWT (§5.2). */
+const STATUS_LIST_JWT = "application/statuslist+jwt";
+
+/** RFC 9110 §15.5.7: the request's Accept excludes every representation the resource has. */
+class NotAcceptable extends OAuthError {
+  constructor() {
+    super("not_acceptable", 406, `Status lists are served as ${STATUS_LIST_JWT} only.`);
+  }
+}
 
 /** §8.4: historical resolution (`?time=`) is optional; a server without it SHOULD answer 501. */
 class NotImplemented extends OAuthError {
@@ -35,10 +46,13 @@ export function statusListRoutes(app: FastifyInstance, services: Services): void
     const n = parseListNumber(request.params.n);
     const lookup = n === null ? ({ found: "unknown" } as const) : statusLists.lookup(n);
     if (lookup.found === "unknown") throw new NotFound("No such status list.");
+    // §8.1/§8.2: a Relying Party names the type it wants in Accept; one that excludes the JWT
+    // (e.g. only application/statuslist+cwt) gets 406. None, */*, or one listing it: the JWT.
+    if (!acceptsMediaType(request.headers.accept, STATUS_LIST_JWT)) throw new NotAcceptable();
     // The lists could not be rebuilt for longer than their validity: never serve one past its exp.
     if (lookup.found === "expired") throw new TemporarilyUnavailable("The status list cannot be refreshed now; retry later.");
     // §8.2: Content-Encoding SHOULD be used: gzip takes back most of the JWT's base64 overhead.
     const conditional = { ifNoneMatch: request.headers["if-none-match"], acceptEncoding: request.headers["accept-encoding"] };
-    return sendPrepared(reply, preparedResponse(lookup.list, conditional, headers("application/statuslist+jwt")));
+    return sendPrepared(reply, preparedResponse(lookup.list, conditional, headers(STATUS_LIST_JWT)));
   });
 }

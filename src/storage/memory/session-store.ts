@@ -121,11 +121,11 @@ export class MemorySessionStore implements SessionStore {
     return count;
   }
 
-  async pruneDead(now: Date, revokedBefore: Date): Promise<PruneResult> {
+  async pruneDead(endedBefore: Date, revokedBefore: Date): Promise<PruneResult> {
     const live = new Set<string>();
-    for (const t of this.#tokens.values()) if (t.expiresAt >= now) live.add(t.sessionId);
+    for (const t of this.#tokens.values()) if (t.expiresAt >= endedBefore) live.add(t.sessionId);
     const dead = [...this.#sessions.values()].filter((s) =>
-      s.revokedAt === null ? s.expiresAt < now || !live.has(s.id) : s.revokedAt < revokedBefore,
+      s.revokedAt === null ? s.expiresAt < endedBefore || !live.has(s.id) : s.revokedAt < revokedBefore,
     );
     for (const s of dead) this.#sessions.delete(s.id);
     // Their tokens go with them (the database's ON DELETE CASCADE).

@@ -61,12 +61,12 @@ export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStor
       return count;
     },
 
-    async pruneDead(now, revokedBefore) {
+    async pruneDead(endedBefore, revokedBefore) {
       const { count } = await db.session.deleteMany({
         where: {
           OR: [
-            // Unrevoked: ended, or idle past its newest token's deadline.
-            { revokedAt: null, OR: [{ expiresAt: { lt: now } }, { refreshTokens: { none: { expiresAt: { gte: now } } } }] },
+            // Unrevoked: ended, or idle past its newest token's deadline, before the cutoff.
+            { revokedAt: null, OR: [{ expiresAt: { lt: endedBefore } }, { refreshTokens: { none: { expiresAt: { gte: endedBefore } } } }] },
             // Revoked: only after the retention (its status list bit goes with the row).
             { revokedAt: { lt: revokedBefore } },
           ],
