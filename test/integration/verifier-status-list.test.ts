@@ -326,6 +326,24 @@ describe("verifier kit: Token Status List", () => {
       expect(await outcome(verifier, t)).toBe("accepted");
     });
 
+    it("a slow issuer does not hold requests while a valid list is held: they are answered from it, and the refresh is used once it arrives", async () => {
+      const path = newPath();
+      await publish(path, listWith(8), { ttl: 1 });
+      const verifier = verifierFor();
+      const t = await token(3, base + path);
+      expect(await outcome(verifier, t)).toBe("accepted");
+      // Entry 3 is revoked now, but the issuer takes 3 s to answer the refresh.
+      const jws = await signJwt(key, "statuslist+jwt", listClaims(base, base + path, listWith(8, [3]), { ttl: 1 }));
+      server.serve(path, { body: jws, headers: { "content-type": "application/statuslist+jwt" }, delay: 3000 });
+      await sleep(1100);
+      // Past the ttl: the refresh starts, and this verification is answered from the held list
+      // (had it waited for the refresh, it would say revoked).
+      expect(await outcome(verifier, t)).toBe("accepted");
+      expect(server.count(path)).toBe(2);
+      await sleep(3200);
+      expect(await outcome(verifier, t)).toBe("revoked");
+    });
+
     it("single flight: 50 concurrent verifications of an unknown list make one request", async () => {
       const path = newPath();
       const jws = await signJwt(key, "statuslist+jwt", listClaims(base, base + path, listWith(64, [7])));

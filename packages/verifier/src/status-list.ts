@@ -112,6 +112,8 @@ export type StatusCheck = (status: unknown) => Promise<void>;
 
 /** No list is fetched more often than this, whatever its ttl or Cache-Control say (§11.5). */
 const MIN_REFRESH_MS = 1000;
+/** How long a request waits for a list refresh when a valid copy is already held (ms). */
+const STALE_WAIT_MS = 250;
 const MEDIA_TYPE = "application/statuslist+jwt";
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
@@ -349,11 +351,23 @@ export function createStatusCheck(options: StatusListOptions, ctx: StatusCheckCo
     const held = entry.held;
     if (held && monotonic() < held.freshUntil && !expired(held)) return held;
     if (!entry.inflight && monotonic() < entry.retryAt) return standIn(entry);
-    try {
-      return await refresh(uri, entry);
-    } catch {
-      return standIn(entry);
-    }
+    const pending = refresh(uri, entry).then(
+      (list) => list,
+      () => standIn(entry),
+    );
+    const stale = standIn(entry);
+    if (!stale) return pending;
+    // A valid copy is in hand: a slow issuer does not hold requests for long. They are answered
+    // from that copy after STALE_WAIT_MS while the refresh goes on (staleness still bounded by
+    // maxStale and the list's exp); a refresh that answers in time is used at once.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, STALE_WAIT_MS, undefined);
+      timer.unref?.();
+    });
+    const first = await Promise.race([pending, waited]);
+    clearTimeout(timer);
+    return first ?? standIn(entry);
   }
 
   return async function checkStatus(status: unknown): Promise<void> {
