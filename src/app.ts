@@ -9,6 +9,7 @@ import { clientAddressOf, trustFunction } from "./http/client-address.ts";
 import { registerErrorHandler } from "./http/plugins/errors.ts";
 import { securityHeaders, securityHeadersFor } from "./http/plugins/security-headers.ts";
 import { registerRateLimits } from "./http/plugins/rate-limits.ts";
+import { accountRoutes } from "./http/routes/account.ts";
 import { browserRoutes } from "./http/routes/browser.ts";
 import { healthRoutes } from "./http/routes/health.ts";
 import { jwksFastPathServer } from "./http/jwks-fast-path.ts";
@@ -38,8 +39,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     return503OnClosing: true,
     // The JWKS, the most polled document, is answered before Fastify's pipeline.
     serverFactory: jwksFastPathServer(services, logger, clientIp),
-    // Schemas validate, they do not convert: a JSON number is not a password.
-    ajv: { customOptions: { coerceTypes: false } },
+    // Schemas validate, they do not convert: a JSON number is not a password, and a property a
+    // schema does not allow (additionalProperties: false) is refused, not silently dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     // A malformed URL ("/%zz") is answered before routing, so before every hook: it gets the
     // error shape and the security headers here.
     frameworkErrors: (err, request, reply: FastifyReply) => {
@@ -80,7 +82,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(async (api) => {
     await api.register(cookie);
     await api.register(formbody);
-    await api.register(cors, { origin: config.allowedOrigins, credentials: true, methods: ["GET", "POST"] });
+    await api.register(cors, { origin: config.allowedOrigins, credentials: true, methods: ["GET", "POST", "DELETE"] });
 
     // Bodiless POSTs to the cookie endpoints still carry Content-Type: application/json (the
     // CSRF check wants it); treat an empty JSON body as {} instead of failing.
@@ -94,6 +96,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     tokenRoutes(api, services, limits);
     revocationIntrospectionRoutes(api, services, limits);
     browserRoutes(api, services, limits);
+    accountRoutes(api, services, limits);
   });
   return app;
 }

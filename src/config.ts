@@ -116,6 +116,8 @@ export interface Config {
   refreshCookieName: string;
   /** REFRESH_COOKIE_PATH: its Path; the browser must send it to /auth/refresh and /auth/logout */
   refreshCookiePath: "/" | "/auth";
+  /** SESSION_METADATA: keep the User-Agent and address seen at login on the session (GET /account/sessions) */
+  sessionMetadata: boolean;
 }
 
 /** At most `max` requests per `window` seconds. */
@@ -425,6 +427,7 @@ export function loadConfig(env: Env = process.env): Config {
     allowInsecureIssuer,
     refreshCookieName,
     refreshCookiePath,
+    sessionMetadata: bool("SESSION_METADATA", true),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ ...config, argon2: Object.freeze(argon2), allowedOrigins: Object.freeze([...allowedOrigins]) as string[] });

@@ -1,6 +1,7 @@
 // The composition root: storage -> domain services. The server, the scripts and the tests all
 // build the issuer through here, so there is one wiring to trust.
 import type { Config } from "./config.ts";
+import { Account } from "./domain/account.ts";
 import { Audit, type AuditLogger } from "./domain/audit.ts";
 import { systemClock, type Clock } from "./domain/clock.ts";
 import { Clients } from "./domain/clients/clients.ts";
@@ -37,6 +38,8 @@ export interface Services {
   users: Users;
   clients: Clients;
   sessions: Sessions;
+  /** the user's own account (/account): password change, sessions */
+  account: Account;
   accessTokens: AccessTokenIssuer;
   audit: Audit;
   hasher: PasswordHasher;
@@ -180,6 +183,18 @@ export async function createServices(config: Config, logger: AuditLogger, overri
     await statusLists.rebuild();
     const sessions = new Sessions(storage.sessions, clock, secret, audit, config, statusIndices, statusLists);
     const clients = new Clients(storage.clients, config.clientCacheTtl);
+    const users = createUsers(config, storage, hasher, audit, clock);
+    const account = new Account({
+      keys,
+      clock,
+      issuer: config.issuer,
+      users,
+      sessions,
+      audit,
+      revocations: storage.revocations,
+      clients,
+      userStore: storage.users,
+    });
     return {
       config,
       clock,
@@ -190,9 +205,10 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       keyReloader,
       audit,
       hasher,
-      users: createUsers(config, storage, hasher, audit, clock),
+      users,
       clients,
       sessions,
+      account,
       lifecycle: { draining: false },
       issuedTokens: new IssuedTokens(),
       statusIndices,

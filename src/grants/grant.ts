@@ -2,7 +2,7 @@
 import type { GrantType } from "../domain/clients/grant-types.ts";
 import type { ClientRecord } from "../domain/clients/client-store.ts";
 import type { SessionRecord } from "../domain/sessions/session-store.ts";
-import type { IssuedRefreshToken } from "../domain/sessions/sessions.ts";
+import type { IssuedRefreshToken, LoginMetadata } from "../domain/sessions/sessions.ts";
 import type { IssuedAccessToken } from "../domain/tokens/access-token.ts";
 import type { Services } from "../services.ts";
 
@@ -41,6 +41,8 @@ export interface GrantRequest {
    * IPv6 /64; behind TRUST_PROXY, of the right-most untrusted hop)
    */
   address: string;
+  /** what the login came from (kept on a new session with SESSION_METADATA) */
+  metadata?: LoginMetadata;
 }
 
 export interface Grant {

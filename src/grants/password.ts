@@ -6,7 +6,7 @@ import { tokenResponse, type Grant } from "./grant.ts";
 export const passwordGrant: Grant = {
   grantType: "password",
   required: ["username", "password"],
-  async handle({ params, client, address }, services) {
+  async handle({ params, client, address, metadata }, services) {
     assertGrantAllowed(client, "password");
     const requested = grantScope(client, params.scope);
     const user = await services.users.authenticate(params.username ?? "", params.password ?? "", { clientId: client.id, address });
@@ -17,6 +17,7 @@ export const passwordGrant: Grant = {
       clientId: client.id,
       scope,
       refreshTokenTtl: client.refreshTokenTtl,
+      metadata,
     });
     const access = await services.accessTokens.issue({
       subject: user.id,

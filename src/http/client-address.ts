@@ -3,6 +3,8 @@
 // X-Forwarded-For from the right (the hop nearest to us) and take the first address that is not
 // a trusted proxy. The left-most entry is whatever the client wrote and is never believed.
 import type http from "node:http";
+import type { FastifyRequest } from "fastify";
+import type { LoginMetadata } from "../domain/sessions/sessions.ts";
 import net from "node:net";
 import { normalizeIP } from "@fastify/rate-limit";
 import proxyaddr from "proxy-addr";
@@ -42,4 +44,13 @@ export function addressKey(ip: string): string {
     return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
   }
   return net.isIP(bare) === 0 ? bare.slice(0, 64) : normalizeIP(bare);
+}
+
+/**
+ * What a login came from, for the session (kept only with SESSION_METADATA): the User-Agent and
+ * the client's address by the rule above (request.ip: the right-most untrusted hop), in full.
+ */
+export function loginMetadata(request: FastifyRequest): LoginMetadata {
+  const userAgent = request.headers["user-agent"];
+  return { userAgent: typeof userAgent === "string" ? userAgent : null, address: request.ip.replace(/%.*$/, "") };
 }

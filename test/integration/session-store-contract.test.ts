@@ -414,6 +414,44 @@ for (const target of targets) {
       expect(counts[0]! + counts[1]!).toBe(5);
     });
 
+    it("revokeAllForUser with an exception leaves that session alone", async () => {
+      const userId = await b.user();
+      const kept = await started({ userId });
+      const gone = await started({ userId });
+      expect(await store.revokeAllForUser(userId, "password_changed", at(T0, 1000), kept.session.id)).toBe(1);
+      expect(await store.findSession(kept.session.id)).toEqual(kept.session);
+      expect(await store.findSession(gone.session.id)).toMatchObject({ revokedAt: at(T0, 1000), revokedReason: "password_changed" });
+    });
+
+    // -- login metadata, listLive --
+
+    it("start keeps the login metadata; findSession and findToken read it back", async () => {
+      const { session, first } = await started({ session: { userAgent: "Agent/1.0", address: "2001:db8::1" } });
+      expect(await store.findSession(session.id)).toEqual(session);
+      expect((await store.findToken(first.hash))!.session.id).toBe(session.id);
+      const bare = await started();
+      expect(await store.findSession(bare.session.id)).toEqual(bare.session);
+    });
+
+    it("listLive: the user's live sessions newest first, with their newest token's times; revoked, ended, idle and other users' left out", async () => {
+      const userId = await b.user();
+      const older = await started({ userId, session: { userAgent: "Old/1" } });
+      const rotatedChild = await rotated(older.session, older.first, 5000);
+      const newer = await started({ userId, session: { createdAt: at(T0, 1000) }, first: { createdAt: at(T0, 1000) } });
+      const revoked = await started({ userId });
+      await store.revoke(revoked.session.id, "logout", at(T0, 100));
+      await started({ userId, session: { expiresAt: at(T0, 2000) } }); // ended at the absolute end
+      await started({ userId, first: { expiresAt: at(T0, 2000) } }); // idle: its newest token is past
+      await started(); // another user's
+      const now = at(T0, 3000);
+      const live = await store.listLive(userId, now, 100);
+      expect(live.map((l) => l.session.id)).toEqual([newer.session.id, older.session.id]);
+      expect(live[1]).toEqual({ session: older.session, lastUsedAt: rotatedChild.createdAt, idleExpiresAt: rotatedChild.expiresAt });
+      expect(live[0]).toEqual({ session: newer.session, lastUsedAt: newer.first.createdAt, idleExpiresAt: newer.first.expiresAt });
+      expect(await store.listLive(userId, now, 1)).toHaveLength(1);
+      expect(await store.listLive(newId(), now, 100)).toEqual([]);
+    });
+
     // -- pruneDead --
 
     it("pruneDead deletes exactly the dead sessions (ended, idle past the newest token, revoked before the cutoff) with their tokens", async () => {

@@ -97,6 +97,29 @@ export class Users {
     return this.perAddress.run(`${user.id} ${address}`, () => this.checkPassword(user, password, clientId, address));
   }
 
+  /**
+   * A signed-in user changes their password. The new one must meet the registration policy
+   * (checked first: a refused new password costs no guess); the current one is checked by the
+   * login's own throttled path (authenticate's queue, reservation, failure count, lock and audit),
+   * so a wrong one is a failed login, answered as one (invalid_grant). Returns the user.
+   */
+  async changePassword(
+    userId: string,
+    currentPassword: string,
+    newPassword: string,
+    from: { clientId: string; address: string },
+  ): Promise<UserRecord> {
+    checkPasswordPolicy(newPassword);
+    const user = await this.store.findById(userId);
+    if (!user) {
+      await this.hasher.verifyDummy(currentPassword);
+      throw new InvalidGrant(BAD_CREDENTIALS);
+    }
+    await this.perAddress.run(`${user.id} ${from.address}`, () => this.checkPassword(user, currentPassword, from.clientId, from.address));
+    await this.store.updatePasswordHash(user.id, await this.hasher.hash(newPassword));
+    return user;
+  }
+
   private async checkPassword(user: UserRecord, password: string, clientId: string, address: string): Promise<UserRecord> {
     // Reserve the attempt before evaluating it: it is recorded as a pending failure in the same
     // atomic step that checks the limits, so concurrent guesses count against each other.

@@ -18,6 +18,19 @@ export interface SessionRecord {
    * started before the status list existed (their access tokens carry no status claim)
    */
   statusIdx: number | null;
+  /** the User-Agent seen at login (at most 256 characters), kept only with SESSION_METADATA */
+  userAgent?: string | null;
+  /** the client's address seen at login, kept only with SESSION_METADATA */
+  address?: string | null;
+}
+
+/** A live session as its user sees it (GET /account/sessions). */
+export interface LiveSession {
+  session: SessionRecord;
+  /** when its newest refresh token was issued (the last login or refresh) */
+  lastUsedAt: Date;
+  /** its newest refresh token's deadline: the session ends then unless refreshed */
+  idleExpiresAt: Date;
 }
 
 export interface RefreshTokenRecord {
@@ -64,8 +77,13 @@ export interface SessionStore {
   findSession(id: string): Promise<SessionRecord | null>;
   /** revokes unless already revoked; true when this call did it (exactly one caller wins) */
   revoke(sessionId: string, reason: string, at: Date): Promise<boolean>;
-  /** revokes every live session of a user; returns how many */
-  revokeAllForUser(userId: string, reason: string, at: Date): Promise<number>;
+  /** revokes every unrevoked session of a user (but `exceptSessionId`, when given); returns how many */
+  revokeAllForUser(userId: string, reason: string, at: Date, exceptSessionId?: string): Promise<number>;
+  /**
+   * The user's live sessions at `now` (not revoked, before their absolute end, their newest
+   * refresh token not idle-expired), newest first, at most `limit`.
+   */
+  listLive(userId: string, now: Date, limit: number): Promise<LiveSession[]>;
   /**
    * Deletes sessions that can never be used again: unrevoked ones that ended (absolute end, or the
    * deadline of their newest token) before `endedBefore`, and revoked ones revoked before

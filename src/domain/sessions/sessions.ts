@@ -1,9 +1,9 @@
 // Sessions (a session is one refresh-token family): start, rotate (with reuse detection and a grace window),
 // revoke. RFC 9700 §4.14.2 (refresh token rotation) and RFC 6749 §6 (refreshing).
-import type { RefreshTokenLookup, RefreshTokenRecord, SessionRecord, SessionStore } from "./session-store.ts";
+import type { LiveSession, RefreshTokenLookup, RefreshTokenRecord, SessionRecord, SessionStore } from "./session-store.ts";
 import type { Audit } from "../audit.ts";
 import { addSeconds, type Clock } from "../clock.ts";
-import { InvalidGrant } from "../errors.ts";
+import { InvalidGrant, NotFound } from "../errors.ts";
 import { newId } from "../ids.ts";
 import type { StatusIndexAllocator } from "../tokens/status-index.ts";
 import type { RevocationListener } from "../tokens/status-publisher.ts";
@@ -22,7 +22,26 @@ export interface SessionPolicy {
   refreshIdleTtl: number;
   /** seconds a consumed token may be retried and get the same successor */
   refreshReuseGrace: number;
+  /** keep the User-Agent and address seen at login on the session (SESSION_METADATA) */
+  sessionMetadata?: boolean;
 }
+
+/** What a login came from, as the HTTP layer saw it. */
+export interface LoginMetadata {
+  userAgent?: string | null;
+  address?: string | null;
+}
+
+/** Longest User-Agent kept on a session, in characters. */
+export const USER_AGENT_MAX = 256;
+/** At most this many sessions are listed to their user. */
+export const LISTED_SESSIONS_MAX = 1000;
+
+const truncate = (value: string | null | undefined, max: number): string | null => {
+  if (typeof value !== "string" || value === "") return null;
+  const chars = [...value];
+  return chars.length > max ? chars.slice(0, max).join("") : value;
+};
 
 export interface IssuedRefreshToken {
   session: SessionRecord;
@@ -49,7 +68,13 @@ export class Sessions {
   ) {}
 
   /** A login starts a new session with its first refresh token. */
-  async start(input: { userId: string; clientId: string; scope: string; refreshTokenTtl?: number | null }): Promise<IssuedRefreshToken> {
+  async start(input: {
+    userId: string;
+    clientId: string;
+    scope: string;
+    refreshTokenTtl?: number | null;
+    metadata?: LoginMetadata;
+  }): Promise<IssuedRefreshToken> {
     const statusIdx = await this.statusIndices.allocate();
     const now = this.clock.now();
     const session: SessionRecord = {
@@ -63,6 +88,12 @@ export class Sessions {
       revokedReason: null,
       statusIdx,
     };
+    if (this.policy.sessionMetadata === true && input.metadata) {
+      const userAgent = truncate(input.metadata.userAgent, USER_AGENT_MAX);
+      const address = truncate(input.metadata.address, 64);
+      if (userAgent !== null) session.userAgent = userAgent;
+      if (address !== null) session.address = address;
+    }
     const refreshToken = newRefreshToken();
     const first = this.tokenRecord(session, refreshToken, null, now);
     await this.store.start(session, first);
@@ -179,6 +210,37 @@ export class Sessions {
       });
       await this.revocations.revoked();
     }
+  }
+
+  /** The user's live sessions, newest first (GET /account/sessions). */
+  listLive(userId: string): Promise<LiveSession[]> {
+    return this.store.listLive(userId, this.clock.now(), LISTED_SESSIONS_MAX);
+  }
+
+  /**
+   * A user ends one of their own sessions. Another user's session, an unknown id and one already
+   * revoked all answer the same NotFound: nothing to learn about other users' sessions.
+   */
+  async endOwn(userId: string, sessionId: string, reason: string): Promise<void> {
+    const session = await this.store.findSession(sessionId);
+    if (!session || session.userId !== userId || session.revokedAt !== null) throw new NotFound("No such session.");
+    await this.revokeSession(session, reason);
+  }
+
+  /**
+   * Revoke every session of a user but `exceptSessionId` (when given): refresh tokens stop at
+   * once, and the status list bit of each session's access tokens is set. Returns how many.
+   */
+  async revokeAllOfUser(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
+    const count = await this.store.revokeAllForUser(userId, reason, this.clock.now(), exceptSessionId);
+    if (count > 0) {
+      await this.audit.record("sessions.revoked", {
+        userId,
+        details: { reason, sessions: count, ...(exceptSessionId ? { kept: exceptSessionId } : {}) },
+      });
+      await this.revocations.revoked();
+    }
+    return count;
   }
 
   /** Revoke the session a refresh token belongs to (logout). Unknown tokens are a no-op. */

@@ -8,6 +8,7 @@ import type { Sessions } from "../sessions/sessions.ts";
 import { inspectAccessToken } from "./access-token.ts";
 import { looksLikeRefreshToken } from "./refresh-token.ts";
 import type { RevocationStore } from "./revocation-store.ts";
+import { isAccessTokenLive } from "./token-liveness.ts";
 import { lookupOrder, type TokenTypeHint } from "./token-type-hint.ts";
 
 export interface TokenIntrospectionDeps {
@@ -64,17 +65,7 @@ export class TokenIntrospection {
         const claims = await inspectAccessToken(keys, clock, issuer, token);
         if (!claims) continue;
         if (!mayIntrospect(client, claims)) return { ...INACTIVE };
-        if (claims.jti && (await revocations.has(claims.jti))) return { ...INACTIVE };
-        // The client the token was issued to, disabled since: its tokens are no longer good.
-        const issuedTo = typeof claims.client_id === "string" ? await clients.find(claims.client_id) : null;
-        if (!issuedTo || issuedTo.disabledAt !== null) return { ...INACTIVE };
-        if (typeof claims.sid === "string") {
-          const session = await sessions.findById(claims.sid);
-          if (!session || session.revokedAt !== null) return { ...INACTIVE };
-          // A user disabled since (disabling revokes the sessions too; this also covers the race).
-          const user = typeof claims.sub === "string" ? await users.findById(claims.sub) : null;
-          if (!user || user.disabledAt !== null) return { ...INACTIVE };
-        }
+        if (!(await isAccessTokenLive({ revocations, clients, sessions, users }, claims))) return { ...INACTIVE };
         const { client_id, scope, sub, aud, iss, exp, iat, jti, sid } = claims;
         const roles = (claims as { roles?: unknown }).roles;
         return {

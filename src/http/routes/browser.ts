@@ -9,7 +9,7 @@ import { passwordGrant } from "../../grants/password.ts";
 import { refreshTokenGrant } from "../../grants/refresh-token.ts";
 import { issueTokens, type GrantResult } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
-import { addressKey } from "../client-address.ts";
+import { addressKey, loginMetadata } from "../client-address.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
 
 const credentialsBody = {
@@ -80,7 +80,7 @@ export function browserRoutes(app: FastifyInstance, services: Services, limits: 
     const { email, password } = request.body as { email: string; password: string };
     await limits.password.hit(request);
     const client = await webClient();
-    const result = await issueTokens(passwordGrant, { params: { username: email, password }, client, address: addressKey(request.ip) }, services);
+    const result = await issueTokens(passwordGrant, { params: { username: email, password }, client, address: addressKey(request.ip), metadata: loginMetadata(request) }, services);
     return browserReply(reply, result);
   });
 

@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { assertRequired, grantFor, issueTokens } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
 import { InvalidClient, InvalidRequest } from "../../domain/errors.ts";
-import { addressKey } from "../client-address.ts";
+import { addressKey, loginMetadata } from "../client-address.ts";
 import { authenticateClient, claimedClientId } from "../client-auth.ts";
 import { readParams } from "../params.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
@@ -26,7 +26,7 @@ export function tokenRoutes(app: FastifyInstance, services: Services, limits: Ra
     // Per-address limits on the grants an attacker would repeat: password guesses, refreshes.
     if (grant.grantType === "password") await limits.password.hit(request);
     else if (grant.grantType === "refresh_token") await limits.refresh.hit(request);
-    const { response } = await issueTokens(grant, { params, client, address: addressKey(request.ip) }, services);
+    const { response } = await issueTokens(grant, { params, client, address: addressKey(request.ip), metadata: loginMetadata(request) }, services);
     // RFC 6749 §5.1: responses with tokens must not be cached.
     return reply.header("cache-control", "no-store").header("pragma", "no-cache").send(response);
   });

@@ -12,6 +12,7 @@
 // call, so a test can change them). Clients are not checked (no foreign key on clientId here).
 import type {
   ConsumeOutcome,
+  LiveSession,
   PruneResult,
   RefreshTokenLookup,
   RefreshTokenRecord,
@@ -111,14 +112,30 @@ export class MemorySessionStore implements SessionStore {
     return true;
   }
 
-  async revokeAllForUser(userId: string, reason: string, at: Date): Promise<number> {
+  async revokeAllForUser(userId: string, reason: string, at: Date, exceptSessionId?: string): Promise<number> {
     let count = 0;
     for (const session of this.#sessions.values()) {
-      if (session.userId !== userId || session.revokedAt !== null) continue;
+      if (session.userId !== userId || session.revokedAt !== null || session.id === exceptSessionId) continue;
       this.#sessions.set(session.id, { ...session, revokedAt: new Date(at.getTime()), revokedReason: reason });
       count++;
     }
     return count;
+  }
+
+  async listLive(userId: string, now: Date, limit: number): Promise<LiveSession[]> {
+    const newest = new Map<string, RefreshTokenRecord>();
+    for (const t of this.#tokens.values()) {
+      const seen = newest.get(t.sessionId);
+      if (!seen || t.createdAt > seen.createdAt || (t.createdAt.getTime() === seen.createdAt.getTime() && t.expiresAt > seen.expiresAt)) newest.set(t.sessionId, t);
+    }
+    const live: LiveSession[] = [];
+    for (const s of this.#sessions.values()) {
+      const token = newest.get(s.id);
+      if (s.userId !== userId || s.revokedAt !== null || s.expiresAt <= now || !token || token.expiresAt <= now) continue;
+      live.push({ session: copySession(s), lastUsedAt: new Date(token.createdAt.getTime()), idleExpiresAt: new Date(token.expiresAt.getTime()) });
+    }
+    live.sort((a, b) => b.session.createdAt.getTime() - a.session.createdAt.getTime() || (a.session.id < b.session.id ? -1 : a.session.id > b.session.id ? 1 : 0));
+    return live.slice(0, limit);
   }
 
   async pruneDead(endedBefore: Date, revokedBefore: Date): Promise<PruneResult> {

@@ -102,7 +102,7 @@ function consumeSql(p: (n: number) => string, ts: (n: number) => string, lock: s
       FROM "Session" s JOIN "User" u ON u."id" = s."userId"
      WHERE s."id" = ${p(7)} AND s."revokedAt" IS NULL AND s."expiresAt" > ${ts(8)} AND u."disabledAt" IS NULL${lock}`;
 }
-const SESSION_COLUMNS = `"id", "userId", "clientId", "scope", "createdAt", "expiresAt", "statusIdx"`;
+const SESSION_COLUMNS = `"id", "userId", "clientId", "scope", "createdAt", "expiresAt", "statusIdx", "userAgent", "address"`;
 
 // ---- SQLite ----
 
@@ -113,11 +113,11 @@ function sqliteSessionQueries(sqlite: Database.Database): SessionQueries {
   return {
     async startSession(session, first) {
       if (!start) {
-        const insertSession = sqlite.prepare(`INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+        const insertSession = sqlite.prepare(`INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`);
         const insertToken = sqlite.prepare(`INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`);
         // One synchronous transaction: nothing else runs on this connection in between.
         start = sqlite.transaction((s: SessionRecord, t: RefreshTokenRecord) => {
-          insertSession.run(s.id, s.userId, s.clientId, s.scope, sqliteTimestamp(s.createdAt), sqliteTimestamp(s.expiresAt), s.statusIdx === null ? null : BigInt(s.statusIdx));
+          insertSession.run(s.id, s.userId, s.clientId, s.scope, sqliteTimestamp(s.createdAt), sqliteTimestamp(s.expiresAt), s.statusIdx === null ? null : BigInt(s.statusIdx), s.userAgent ?? null, s.address ?? null);
           insertToken.run(t.id, t.sessionId, t.hash, t.parentId, sqliteTimestamp(t.createdAt), sqliteTimestamp(t.expiresAt));
         }).immediate;
       }
@@ -150,7 +150,7 @@ function postgresSessionQueries(pool: pg.Pool): SessionQueries {
   const consumeText = consumeSql((n) => `$${n}`, (n) => `$${n}::timestamp`, " FOR SHARE OF s");
   // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip.
   const startText = `WITH s AS (
-      INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp, $7::bigint) RETURNING "id")
+      INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp, $7::bigint, $12, $13) RETURNING "id")
     INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) SELECT $8, s."id", $9, NULL, $10::timestamp, $11::timestamp FROM s`;
   return {
     async startSession(session, first) {
@@ -169,6 +169,8 @@ function postgresSessionQueries(pool: pg.Pool): SessionQueries {
           first.hash,
           pgTimestamp(first.createdAt),
           pgTimestamp(first.expiresAt),
+          session.userAgent ?? null,
+          session.address ?? null,
         ],
       });
     },

@@ -14,10 +14,17 @@ const tokenFields = {
   expiresAt: true,
 } as const;
 
-/** A Session row as the domain sees it (the status list index is a BIGINT: bigint in Prisma). */
-const toSession = ({ statusIdx, ...row }: Omit<SessionRecord, "statusIdx"> & { statusIdx: bigint | null }): SessionRecord => ({
+type SessionRow = Omit<SessionRecord, "statusIdx" | "userAgent" | "address"> & { statusIdx: bigint | null; userAgent: string | null; address: string | null };
+
+/**
+ * A Session row as the domain sees it (the status list index is a BIGINT: bigint in Prisma); the
+ * login metadata only when it was kept, as the session was started.
+ */
+const toSession = ({ statusIdx, userAgent, address, ...row }: SessionRow): SessionRecord => ({
   ...row,
   statusIdx: statusIdx === null ? null : Number(statusIdx),
+  ...(userAgent !== null ? { userAgent } : {}),
+  ...(address !== null ? { address } : {}),
 });
 
 export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStore {
@@ -53,12 +60,26 @@ export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStor
       return count === 1;
     },
 
-    async revokeAllForUser(userId, reason, at) {
+    async revokeAllForUser(userId, reason, at, exceptSessionId) {
       const { count } = await db.session.updateMany({
-        where: { userId, revokedAt: null },
+        where: { userId, revokedAt: null, ...(exceptSessionId !== undefined ? { id: { not: exceptSessionId } } : {}) },
         data: { revokedAt: at, revokedReason: reason },
       });
       return count;
+    },
+
+    async listLive(userId, now, limit) {
+      const rows = await db.session.findMany({
+        // Its newest token's deadline is the latest of all (rotation never moves it back).
+        where: { userId, revokedAt: null, expiresAt: { gt: now }, refreshTokens: { some: { expiresAt: { gt: now } } } },
+        include: { refreshTokens: { orderBy: [{ createdAt: "desc" }, { expiresAt: "desc" }], take: 1, select: { createdAt: true, expiresAt: true } } },
+        orderBy: [{ createdAt: "desc" }, { id: "asc" }],
+        take: limit,
+      });
+      return rows.flatMap(({ refreshTokens, ...row }) => {
+        const newest = refreshTokens[0];
+        return newest ? [{ session: toSession(row), lastUsedAt: newest.createdAt, idleExpiresAt: newest.expiresAt }] : [];
+      });
     },
 
     async pruneDead(endedBefore, revokedBefore) {

@@ -1,0 +1,4 @@
+-- AlterTable
+ALTER TABLE "Session" ADD COLUMN     "address" TEXT,
+ADD COLUMN     "userAgent" TEXT;
+
