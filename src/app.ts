@@ -14,6 +14,7 @@ import { browserRoutes } from "./http/routes/browser.ts";
 import { healthRoutes } from "./http/routes/health.ts";
 import { jwksFastPathServer } from "./http/jwks-fast-path.ts";
 import { logRequest, requestIdOf } from "./http/request-log.ts";
+import { registerOpenApi } from "./http/openapi.ts";
 import { publicMetricsRoutes } from "./http/routes/metrics.ts";
 import { metricsOf } from "./metrics.ts";
 import { revocationIntrospectionRoutes } from "./http/routes/revocation-introspection.ts";
@@ -68,6 +69,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     logRequest(logger, request.id, { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime, ip: request.ip });
     done();
   });
+
+  // The API description (/openapi.json, /docs): before every route, so it sees them all.
+  await registerOpenApi(app, config);
 
   // Prometheus metrics: served here only behind METRICS_TOKEN; METRICS_PORT moves them to their
   // own listener (server.ts). Tokens issued are counted where grants are dispatched.

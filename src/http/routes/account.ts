@@ -8,6 +8,9 @@ import { OAuthError } from "../../domain/errors.ts";
 import type { Services } from "../../services.ts";
 import { addressKey } from "../client-address.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
+import { bearerAuth, errorReplies, noBody } from "../schemas.ts";
+
+const account = <S extends object>(summary: string, schema: S) => ({ tags: ["account"], summary, security: bearerAuth, ...schema });
 
 const passwordBody = {
   type: "object",
@@ -27,6 +30,7 @@ const sessionParams = {
 } as const;
 
 const sessionsReply = {
+  ...errorReplies,
   200: {
     type: "object",
     required: ["sessions"],
@@ -87,7 +91,7 @@ export function accountRoutes(app: FastifyInstance, services: Services, limits: 
     }
   }
 
-  app.post("/account/password", { schema: { body: passwordBody }, onRequest: [authenticate, jsonOnly] }, async (request, reply) => {
+  app.post("/account/password", { schema: account("Change the password; ends the user's other sessions", { body: passwordBody, response: { 204: noBody("Changed."), ...errorReplies } }), onRequest: [authenticate, jsonOnly] }, async (request, reply) => {
     const caller = callerOf(request);
     // The same per-address limit as the password grant: a wrong current password is a guess.
     await limits.password.hit(request);
@@ -96,7 +100,7 @@ export function accountRoutes(app: FastifyInstance, services: Services, limits: 
     return reply.status(204).header("cache-control", "no-store").send();
   });
 
-  app.get("/account/sessions", { schema: { response: sessionsReply }, onRequest: authenticate }, async (request, reply) => {
+  app.get("/account/sessions", { schema: account("The user's live sessions", { response: sessionsReply }), onRequest: authenticate }, async (request, reply) => {
     const sessions = await services.account.listSessions(callerOf(request));
     return reply.header("cache-control", "no-store").send({
       sessions: sessions.map(({ session, lastUsedAt, idleExpiresAt, current }) => ({
@@ -112,12 +116,12 @@ export function accountRoutes(app: FastifyInstance, services: Services, limits: 
     });
   });
 
-  app.delete("/account/sessions/:id", { schema: { params: sessionParams }, onRequest: authenticate }, async (request, reply) => {
+  app.delete("/account/sessions/:id", { schema: account("End one of the user's sessions", { params: sessionParams, response: { 204: noBody("Ended."), ...errorReplies } }), onRequest: authenticate }, async (request, reply) => {
     await services.account.endSession(callerOf(request), (request.params as { id: string }).id);
     return reply.status(204).header("cache-control", "no-store").send();
   });
 
-  app.delete("/account/sessions", { onRequest: authenticate }, async (request, reply) => {
+  app.delete("/account/sessions", { schema: account("End all of the user's sessions", { response: { 204: noBody("Ended."), ...errorReplies } }), onRequest: authenticate }, async (request, reply) => {
     await services.account.endAllSessions(callerOf(request));
     return reply.status(204).header("cache-control", "no-store").send();
   });

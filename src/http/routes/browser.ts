@@ -11,6 +11,22 @@ import { issueTokens, type GrantResult } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
 import { addressKey, loginMetadata } from "../client-address.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
+import { errorReplies, noBody, tokenBody } from "../schemas.ts";
+
+/** The browser endpoints answer the access token only; the refresh token is in the cookie. */
+const browserTokenBody = {
+  ...tokenBody,
+  description: "The access token; the refresh token is set in the HttpOnly refresh cookie.",
+  properties: { access_token: tokenBody.properties.access_token, token_type: tokenBody.properties.token_type, expires_in: tokenBody.properties.expires_in, scope: tokenBody.properties.scope },
+} as const;
+
+const browser = (summary: string, response: Record<string, unknown>, body?: unknown) => ({
+  tags: ["browser"],
+  summary,
+  description: "Requires Content-Type: application/json and an Origin in ALLOWED_ORIGINS (or none); cross-site requests are refused.",
+  ...(body ? { body } : {}),
+  response: { ...response, ...errorReplies },
+});
 
 const credentialsBody = {
   type: "object",
@@ -68,7 +84,12 @@ export function browserRoutes(app: FastifyInstance, services: Services, limits: 
 
   // The same CSRF guard as the cookie endpoints: a cross-site form or script must not create
   // accounts in a victim's browser (login CSRF's cousin), and a per-address limit.
-  app.post("/auth/register", { schema: { body: credentialsBody }, onRequest: csrfGuard }, async (request, reply) => {
+  app.post("/auth/register", {
+    schema: browser(
+      "Register a user",
+      { 201: { type: "object", required: ["id", "email"], properties: { id: { type: "string" }, email: { type: "string" } } } },
+      credentialsBody,
+    ), onRequest: csrfGuard }, async (request, reply) => {
     if (!config.allowRegistration) throw new Forbidden("registration_disabled", "Registration is disabled.");
     await limits.register.hit(request);
     const { email, password } = request.body as { email: string; password: string };
@@ -76,7 +97,7 @@ export function browserRoutes(app: FastifyInstance, services: Services, limits: 
     return reply.status(201).header("cache-control", "no-store").send({ id: user.id, email: user.email });
   });
 
-  app.post("/auth/login", { schema: { body: credentialsBody }, onRequest: csrfGuard }, async (request, reply) => {
+  app.post("/auth/login", { schema: browser("Log in: access token in the body, refresh token in the cookie", { 200: browserTokenBody }, credentialsBody), onRequest: csrfGuard }, async (request, reply) => {
     const { email, password } = request.body as { email: string; password: string };
     await limits.password.hit(request);
     const client = await webClient();
@@ -84,7 +105,7 @@ export function browserRoutes(app: FastifyInstance, services: Services, limits: 
     return browserReply(reply, result);
   });
 
-  app.post("/auth/refresh", { onRequest: csrfGuard }, async (request, reply) => {
+  app.post("/auth/refresh", { schema: browser("Rotate the refresh cookie and return a new access token", { 200: browserTokenBody }), onRequest: csrfGuard }, async (request, reply) => {
     const presented = request.cookies[cookieName];
     if (!presented) throw new Unauthorized("invalid_grant", "No refresh token cookie was sent.");
     await limits.refresh.hit(request);
@@ -100,7 +121,7 @@ export function browserRoutes(app: FastifyInstance, services: Services, limits: 
     }
   });
 
-  app.post("/auth/logout", { onRequest: csrfGuard }, async (request, reply) => {
+  app.post("/auth/logout", { schema: browser("Revoke the session and clear the cookie", { 204: noBody("Logged out.") }), onRequest: csrfGuard }, async (request, reply) => {
     const presented = request.cookies[cookieName];
     if (presented) await services.sessions.revokeByToken(presented, "logout");
     clearRefreshCookie(reply);

@@ -13,6 +13,13 @@ import { metricsOf, type Metrics } from "../../metrics.ts";
 import type { Services } from "../../services.ts";
 import { registerErrorHandler } from "../plugins/errors.ts";
 import { securityHeaders } from "../plugins/security-headers.ts";
+import { errorReplies } from "../schemas.ts";
+
+const metricsSchema = {
+  tags: ["health"],
+  summary: "Prometheus metrics (Bearer METRICS_TOKEN)",
+  response: { 200: { description: "Prometheus text exposition format.", content: { "text/plain": { schema: { type: "string" } } } }, ...errorReplies },
+} as const;
 
 /** Whether the public listener serves /metrics: only behind a token, and only without METRICS_PORT. */
 export function metricsOnPublicListener(config: Pick<Config, "metricsEnabled" | "metricsToken" | "metricsPort">): boolean {
@@ -39,7 +46,7 @@ export async function buildMetricsApp(services: Services, logger: Logger): Promi
 }
 
 function metricsRoute(app: FastifyInstance, token: string | null, metrics: Metrics): void {
-  app.get("/metrics", async (request, reply) => {
+  app.get("/metrics", { schema: metricsSchema }, async (request, reply) => {
     if (token !== null) {
       const presented = Buffer.from(/^Bearer (.+)$/i.exec(request.headers.authorization ?? "")?.[1] ?? "");
       const expected = Buffer.from(token);

@@ -7,6 +7,45 @@ import type { Services } from "../../services.ts";
 import { authenticateClient } from "../client-auth.ts";
 import { readParams } from "../params.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
+import { clientAuth, documentedBodyOnly, errorReplies, noBody, oauthParams } from "../schemas.ts";
+
+const tokenParamsBody = oauthParams(
+  {
+    token: { description: "The token (access or refresh)" },
+    token_type_hint: { description: "access_token or refresh_token" },
+    client_id: { description: "The client (public clients; or with client_secret for client_secret_post)" },
+    client_secret: { description: "client_secret_post; or use HTTP Basic" },
+  },
+  ["token"],
+);
+const consumes = ["application/x-www-form-urlencoded", "application/json"];
+
+const revokeSchema = {
+  tags: ["oauth"],
+  summary: "Revoke a token (RFC 7009)",
+  consumes,
+  security: clientAuth,
+  body: tokenParamsBody,
+  response: { 200: noBody("Revoked, or the token was not valid (RFC 7009 §2.2); no body."), ...errorReplies },
+} as const;
+
+const introspectSchema = {
+  tags: ["oauth"],
+  summary: "Introspect a token (RFC 7662; confidential clients)",
+  consumes,
+  security: clientAuth,
+  body: tokenParamsBody,
+  response: {
+    200: {
+      type: "object",
+      description: "RFC 7662 §2.2: `active`, and for an active token its claims.",
+      required: ["active"],
+      additionalProperties: true,
+      properties: { active: { type: "boolean" } },
+    },
+    ...errorReplies,
+  },
+} as const;
 
 function tokenParams(body: unknown): { params: Record<string, string>; token: string; hint: TokenTypeHint } {
   const params = readParams(body);
@@ -15,7 +54,7 @@ function tokenParams(body: unknown): { params: Record<string, string>; token: st
 }
 
 export function revocationIntrospectionRoutes(app: FastifyInstance, services: Services, limits: RateLimits): void {
-  app.post("/oauth/revoke", async (request, reply) => {
+  app.post("/oauth/revoke", { schema: revokeSchema, ...documentedBodyOnly }, async (request, reply) => {
     const { params, token, hint } = tokenParams(request.body);
     // Public clients may revoke their own tokens (RFC 7009 §5) with just their client_id.
     const client = await authenticateClient(request, params, services, limits.clientAuthFailures);
@@ -24,7 +63,7 @@ export function revocationIntrospectionRoutes(app: FastifyInstance, services: Se
     return reply.status(200).header("cache-control", "no-store").send();
   });
 
-  app.post("/oauth/introspect", async (request, reply) => {
+  app.post("/oauth/introspect", { schema: introspectSchema, ...documentedBodyOnly }, async (request, reply) => {
     const { params, token, hint } = tokenParams(request.body);
     const client = await authenticateClient(request, params, services, limits.clientAuthFailures);
     // §2.1: the endpoint requires authorisation; a public client proves nothing.

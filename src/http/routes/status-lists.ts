@@ -9,6 +9,7 @@ import { parseListNumber, STATUS_LISTS_PATH } from "../../domain/tokens/status-l
 import type { Services } from "../../services.ts";
 import { PUBLIC_DOCUMENT } from "../plugins/security-headers.ts";
 import { acceptsMediaType, preparedResponse, sendPrepared } from "../prepared.ts";
+import { errorReplies, noBody } from "../schemas.ts";
 
 /** The one representation served: a status list token as a JWT (§5.1); no CWT (§5.2). */
 const STATUS_LIST_JWT = "application/statuslist+jwt";
@@ -27,6 +28,31 @@ class NotImplemented extends OAuthError {
   }
 }
 
+// Both are sent as prepared bytes: the schemas describe them, nothing is re-serialized.
+const aggregationSchema = {
+  tags: ["status-lists"],
+  summary: "Status list aggregation (draft-ietf-oauth-status-list §9.3)",
+  response: {
+    200: { type: "object", required: ["status_lists"], additionalProperties: true, properties: { status_lists: { type: "array", items: { type: "string" } } } },
+    304: noBody("Not modified (If-None-Match)."),
+    ...errorReplies,
+  },
+} as const;
+
+const statusListSchema = {
+  tags: ["status-lists"],
+  summary: "Status list token n (application/statuslist+jwt)",
+  description: "406 when Accept excludes application/statuslist+jwt; 501 for historical resolution (?time=).",
+  params: { type: "object", required: ["n"], properties: { n: { type: "string", description: "The list number" } } },
+  // No type on time: any value (even repeated) is answered 501, by the handler.
+  querystring: { type: "object", properties: { time: { description: "Historical resolution: not supported (501)" } } },
+  response: {
+    200: { description: "The status list token, a JWT.", content: { [STATUS_LIST_JWT]: { schema: { type: "string" } } } },
+    304: noBody("Not modified (If-None-Match)."),
+    ...errorReplies,
+  },
+} as const;
+
 export function statusListRoutes(app: FastifyInstance, services: Services): void {
   const { statusLists, config } = services;
   const headers = (contentType: string) => ({
@@ -37,11 +63,11 @@ export function statusListRoutes(app: FastifyInstance, services: Services): void
     "cache-control": `public, max-age=${config.statusListTtl}`,
   });
 
-  app.get(STATUS_LISTS_PATH, PUBLIC_DOCUMENT, async (request, reply) =>
+  app.get(STATUS_LISTS_PATH, { ...PUBLIC_DOCUMENT, schema: aggregationSchema }, async (request, reply) =>
     sendPrepared(reply, preparedResponse(statusLists.aggregation, { ifNoneMatch: request.headers["if-none-match"] }, headers("application/json"))),
   );
 
-  app.get<{ Params: { n: string }; Querystring: Record<string, unknown> }>(`${STATUS_LISTS_PATH}/:n`, PUBLIC_DOCUMENT, async (request, reply) => {
+  app.get<{ Params: { n: string }; Querystring: Record<string, unknown> }>(`${STATUS_LISTS_PATH}/:n`, { ...PUBLIC_DOCUMENT, schema: statusListSchema }, async (request, reply) => {
     if (request.query.time !== undefined) throw new NotImplemented("Historical status lists (the time parameter) are not served.");
     const n = parseListNumber(request.params.n);
     const lookup = n === null ? ({ found: "unknown" } as const) : statusLists.lookup(n);

@@ -7,9 +7,30 @@ import { addressKey, loginMetadata } from "../client-address.ts";
 import { authenticateClient, claimedClientId } from "../client-auth.ts";
 import { readParams } from "../params.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
+import { clientAuth, documentedBodyOnly, errorReplies, oauthParams, tokenBody } from "../schemas.ts";
+
+const tokenSchema = {
+  tags: ["oauth"],
+  summary: "Token endpoint (RFC 6749 §3.2): password, refresh_token, client_credentials grants",
+  consumes: ["application/x-www-form-urlencoded", "application/json"],
+  security: clientAuth,
+  body: oauthParams(
+    {
+      grant_type: { description: "password, refresh_token or client_credentials" },
+      client_id: { description: "The client (public clients; or with client_secret for client_secret_post)" },
+      client_secret: { description: "client_secret_post; or use HTTP Basic" },
+      username: { description: "password grant" },
+      password: { description: "password grant" },
+      refresh_token: { description: "refresh_token grant" },
+      scope: { description: "Space-separated scopes requested" },
+    },
+    ["grant_type"],
+  ),
+  response: { 200: tokenBody, ...errorReplies },
+} as const;
 
 export function tokenRoutes(app: FastifyInstance, services: Services, limits: RateLimits): void {
-  app.post("/oauth/token", async (request, reply) => {
+  app.post("/oauth/token", { schema: tokenSchema, ...documentedBodyOnly }, async (request, reply) => {
     const params = readParams(request.body);
     const grant = grantFor(params.grant_type);
     let client;

@@ -5,6 +5,45 @@ import { STATUS_LISTS_PATH } from "../../domain/tokens/status-list.ts";
 import type { Services } from "../../services.ts";
 import { preparedResponse, sendPrepared, type PreparedResponse } from "../prepared.ts";
 import { PUBLIC_DOCUMENT, securityHeadersFor } from "../plugins/security-headers.ts";
+import { errorReplies, noBody } from "../schemas.ts";
+
+// Both documents are sent as prepared bytes: the schemas describe them, nothing is re-serialized.
+const jwksSchema = {
+  tags: ["well-known"],
+  summary: "Public signing keys (RFC 7517 JWK Set)",
+  response: {
+    200: {
+      description: "The JWK Set.",
+      content: {
+        "application/jwk-set+json": {
+          schema: { type: "object", required: ["keys"], additionalProperties: true, properties: { keys: { type: "array", items: { type: "object", additionalProperties: true } } } },
+        },
+      },
+    },
+    304: noBody("Not modified (If-None-Match)."),
+    ...errorReplies,
+  },
+} as const;
+
+const metadataSchema = {
+  tags: ["well-known"],
+  summary: "Authorization server metadata (RFC 8414)",
+  response: {
+    200: {
+      type: "object",
+      description: "RFC 8414 §2 metadata, with status_list_aggregation_endpoint.",
+      required: ["issuer", "token_endpoint", "jwks_uri"],
+      additionalProperties: true,
+      properties: {
+        issuer: { type: "string" },
+        token_endpoint: { type: "string" },
+        jwks_uri: { type: "string" },
+        service_documentation: { type: "string" },
+      },
+    },
+    ...errorReplies,
+  },
+} as const;
 
 /** The JWKS response, shared by the Fastify route and the socket fast path (http/jwks-fast-path.ts). */
 export function jwksResponse(services: Pick<Services, "keys" | "config">, ifNoneMatchHeader: string | undefined): PreparedResponse {
@@ -23,7 +62,7 @@ export function jwksResponse(services: Pick<Services, "keys" | "config">, ifNone
 export function wellKnownRoutes(app: FastifyInstance, services: Services): void {
   const { config } = services;
 
-  app.get("/.well-known/jwks.json", PUBLIC_DOCUMENT, async (request, reply) =>
+  app.get("/.well-known/jwks.json", { ...PUBLIC_DOCUMENT, schema: jwksSchema }, async (request, reply) =>
     sendPrepared(reply, jwksResponse(services, request.headers["if-none-match"])),
   );
 
@@ -47,12 +86,12 @@ export function wellKnownRoutes(app: FastifyInstance, services: Services): void 
       access_token_signing_alg_values_supported: [config.signingAlg],
       // draft-ietf-oauth-status-list-20 §9.1: where the token status lists are listed.
       status_list_aggregation_endpoint: `${config.issuer}${STATUS_LISTS_PATH}`,
-      service_documentation: `${config.issuer}/`,
+      service_documentation: `${config.issuer}/docs`,
     }),
   );
 
   // Read cross-origin like the JWKS (SPAs, verifiers' discovery): CORP cross-origin.
-  app.get("/.well-known/oauth-authorization-server", PUBLIC_DOCUMENT, async (_request, reply) =>
+  app.get("/.well-known/oauth-authorization-server", { ...PUBLIC_DOCUMENT, schema: metadataSchema }, async (_request, reply) =>
     reply
       .header("content-type", "application/json")
       .header("access-control-allow-origin", "*")
