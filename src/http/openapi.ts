@@ -2,13 +2,16 @@
 // routes, it sees the nested OAuth context's too) into an OpenAPI 3.1 document served at
 // /openapi.json, and @fastify/swagger-ui renders it at /docs from assets served here (no CDN).
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance } from "fastify";
 import type { Config } from "../config.ts";
+import { projectRoot } from "../project-root.ts";
 import { errorReplies } from "./schemas.ts";
 
-const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+// The root package.json (src/http/ in development, dist/src/http/ when built: found, not assumed).
+const { version } = JSON.parse(readFileSync(path.join(projectRoot(), "package.json"), "utf8")) as { version: string };
 
 export const DOCS_PREFIX = "/docs";
 

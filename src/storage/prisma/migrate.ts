@@ -9,18 +9,10 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { lockExclusive, unlockAndClose } from "../sqlite-lock.ts";
+import { projectRoot } from "../../project-root.ts";
 import { flavorOf, sqlitePath } from "./client.ts";
 
 /** The package root (where prisma.config.ts and prisma/ live), from src/ or dist/src/. */
-export function projectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, "prisma.config.ts"))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error("cannot find prisma.config.ts above " + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
-}
 
 /**
  * Applies the pending migrations. Resolves with the names of the migrations this call applied,
