@@ -5,7 +5,6 @@ import { existsSync } from "node:fs";
 import fs from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { lockExclusive, unlockAndClose } from "../sqlite-lock.ts";
