@@ -188,6 +188,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       keys,
       clock,
       issuer: config.issuer,
+      audience: config.accessTokenAudience,
       users,
       sessions,
       audit,

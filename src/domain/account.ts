@@ -25,6 +25,8 @@ export interface AccountDeps {
   keys: KeyRing;
   clock: Clock;
   issuer: string;
+  /** the audience of user access tokens (ACCESS_TOKEN_AUDIENCE): /account accepts only those (RFC 9068 §4) */
+  audience: string;
   users: Users;
   sessions: Sessions;
   audit: Audit;
@@ -56,6 +58,9 @@ export class Account {
     const { keys, clock, issuer, revocations, clients, sessions, userStore } = this.deps;
     const claims = await inspectAccessToken(keys, clock, issuer, token);
     if (!claims) throw new InvalidToken("The access token is invalid or expired.");
+    // RFC 9068 §4: a token meant for another resource is not for this one.
+    const aud = typeof claims.aud === "string" ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
+    if (!aud.includes(this.deps.audience)) throw new InvalidToken("The access token is not meant for this resource.");
     // A client_credentials token names no user: it has no account to manage.
     if (typeof claims.sid !== "string" || typeof claims.sub !== "string" || typeof claims.client_id !== "string") {
       throw new InvalidToken("The access token is not a user's.");

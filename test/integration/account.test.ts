@@ -1,5 +1,7 @@
 // The user's own account (issue 10, first section): POST /account/password, GET /account/sessions,
 // DELETE /account/sessions[/{id}], with the user's Bearer access token. On both databases.
+import { decodeJwt } from "jose";
+import { signWithIssuerKey } from "../helpers/forged-tokens.ts";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { hashClientSecret } from "../../src/domain/clients/clients.ts";
@@ -287,6 +289,13 @@ describeEachDb("account endpoints", (flavor) => {
       // The token as a query or form parameter is not accepted (header only).
       expectUnauthorized(await app.inject({ ...route, url: `${route.url}?access_token=${pair.access_token}` }));
     }
+    // A token signed with the issuer's key for this user's live session, but meant for another
+    // audience (RFC 9068 §4: the resource checks aud): not for /account.
+    const live = decodeJwt(pair.access_token);
+    const otherAudience = await signWithIssuerKey(issuer, { ...live, aud: "billing-api", jti: `jti-${Date.now()}` });
+    const sameClaims = await signWithIssuerKey(issuer, { ...live, jti: `jti-${Date.now()}-same` });
+    expect((await app.inject({ method: "GET", url: "/account/sessions", headers: bearer(sameClaims) })).statusCode).toBe(200);
+    for (const route of routes) expectUnauthorized(await app.inject({ ...route, headers: bearer(otherAudience) }));
     // Expired (the fake clock past the access token's lifetime).
     const fresh = await loginAs(app, user.email, user.password);
     issuer.clock.advance(issuer.config.accessTokenTtl + 1);
