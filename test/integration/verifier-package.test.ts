@@ -13,7 +13,8 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PASSWORD, uniqueEmail } from "../helpers/issuer.ts";
+import { flavors, freshDatabase, PASSWORD, uniqueEmail } from "../helpers/issuer.ts";
+import type { TempDatabase } from "../helpers/databases.ts";
 import { freePort } from "../helpers/ports.ts";
 import { baseEnv, killAllIssuers, ROOT, spawnIssuer, waitReady } from "../helpers/process.ts";
 
@@ -138,8 +139,10 @@ describe("the packed kit (npm pack, installed outside the repository)", () => {
     writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "a-service", private: true, type: "module" }, null, 2));
     await npm(["install", tarball, ...FRAMEWORKS, "--no-audit", "--no-fund", "--prefer-offline"], project);
   }, 300_000);
+  const databases: TempDatabase[] = [];
   afterAll(async () => {
     await killAllIssuers();
+    for (const db of databases) await db.drop();
     for (const d of temp) rmSync(d, { recursive: true, force: true });
   });
 
@@ -177,7 +180,10 @@ describe("the packed kit (npm pack, installed outside the repository)", () => {
     expect(all).toBeLessThan(40 * 1024);
   });
 
-  it("ESM (Express 5 and Fastify), CommonJS require() and TypeScript, against a real issuer process", async () => {
+  // The issuer behind the kit runs on each database (test names carry [sqlite] / [postgres]).
+  for (const flavor of flavors()) it(`ESM (Express 5 and Fastify), CommonJS require() and TypeScript, against a real issuer process [${flavor}]`, async () => {
+    const db = await freshDatabase(flavor);
+    databases.push(db);
     const port = await freePort();
     const issuer = `http://127.0.0.1:${port}`;
     const data = tempDir("tessera-kit-issuer-");
@@ -187,7 +193,7 @@ describe("the packed kit (npm pack, installed outside the repository)", () => {
       ISSUER: issuer,
       ALLOWED_ORIGINS: ORIGIN,
       KEYS_DIR: path.join(data, "keys"),
-      DATABASE_URL: `file:${path.join(data, "tessera.db")}`,
+      DATABASE_URL: db.url,
       COOKIE_SECURE: "false",
       LOG_LEVEL: "warn",
       PRUNE_INTERVAL: "0",
