@@ -10,6 +10,7 @@ import { registerErrorHandler } from "./http/plugins/errors.ts";
 import { securityHeaders, securityHeadersFor } from "./http/plugins/security-headers.ts";
 import { registerRateLimits } from "./http/plugins/rate-limits.ts";
 import { accountRoutes } from "./http/routes/account.ts";
+import { adminRoutes } from "./http/routes/admin.ts";
 import { browserRoutes } from "./http/routes/browser.ts";
 import { healthRoutes } from "./http/routes/health.ts";
 import { jwksFastPathServer } from "./http/jwks-fast-path.ts";
@@ -81,6 +82,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   wellKnownRoutes(app, services);
   statusListRoutes(app, services);
   healthRoutes(app, services);
+  // The admin API: its own context (its Bearer hook, no cookies, forms or CORS: not for browsers).
+  await app.register(async (adminApi) => adminRoutes(adminApi, services));
 
   // The OAuth and browser endpoints, in their own context with cookies, forms and CORS.
   await app.register(async (api) => {

@@ -25,6 +25,12 @@ export interface Config {
   /** seconds a consumed refresh token may be retried idempotently */
   refreshReuseGrace: number;
   accessTokenAudience: string;
+  /**
+   * the admin API's resource identifier (ADMIN_API_AUDIENCE, default ISSUER + "/admin/v1"): it
+   * accepts only client_credentials tokens with this `aud` (RFC 9068 §4), which an operator's
+   * client gets by being allowed this audience (RFC 8707 `resource`)
+   */
+  adminApiAudience: string;
   cookieSecure: boolean;
   allowRegistration: boolean;
   logLevel: string;
@@ -380,6 +386,7 @@ export function loadConfig(env: Env = process.env): Config {
     refreshIdleTtl,
     refreshReuseGrace,
     accessTokenAudience: str("ACCESS_TOKEN_AUDIENCE", "api"),
+    adminApiAudience: str("ADMIN_API_AUDIENCE", `${issuer.replace(/\/+$/, "")}/admin/v1`),
     cookieSecure,
     allowRegistration: bool("ALLOW_REGISTRATION", true),
     logLevel,

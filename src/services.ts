@@ -15,6 +15,7 @@ import type { KeyPolicy } from "./domain/keys/lifecycle.ts";
 import { KeyReloader } from "./domain/keys/reloader.ts";
 import { parseEncryptionKey } from "./domain/keys/sealing.ts";
 import { Sessions } from "./domain/sessions/sessions.ts";
+import { SessionRevocation } from "./domain/sessions/session-revocation.ts";
 import { AccessTokenIssuer } from "./domain/tokens/access-token.ts";
 import { TokenIntrospection } from "./domain/tokens/introspection.ts";
 import { TokenRevocation } from "./domain/tokens/revocation.ts";
@@ -117,13 +118,15 @@ export async function createAdminServices(
   config: Config,
   logger: AuditLogger,
   clock: Clock,
-): Promise<{ storage: Storage; audit: Audit; keyStore: KeyStore; keyManager: KeyManager; users: Users; close(): Promise<void> }> {
+): Promise<{ storage: Storage; audit: Audit; keyStore: KeyStore; keyManager: KeyManager; users: Users; sessions: SessionRevocation; close(): Promise<void> }> {
   const storage = await openPrismaStorage(config.databaseUrl);
   try {
     const { audit, keyStore, keyManager } = keysAndAudit(config, storage, logger, clock);
     // One hash at a time: a command registers one user.
     const users = createUsers(config, storage, new PasswordHasher(config.argon2, { concurrency: 1, queue: 1 }), audit, clock);
-    return { storage, audit, keyStore, keyManager, users, close: () => storage.close() };
+    // No status lists in a command: servers pick its revocations up at their next rebuild.
+    const sessions = new SessionRevocation(storage.sessions, clock, audit, { revoked: async () => undefined });
+    return { storage, audit, keyStore, keyManager, users, sessions, close: () => storage.close() };
   } catch (err) {
     await storage.close().catch(() => undefined);
     throw err;

@@ -4,6 +4,7 @@ import { maxAccessTokenTtl } from "../domain/clients/clients.ts";
 import { pruneExpired, type PruneCounts } from "../domain/retention.ts";
 import type { AppliedAction, KeyInfo } from "../domain/keys/key-manager.ts";
 import { keyMetaJson } from "../domain/keys/signing-key.ts";
+import { NotFound } from "../domain/errors.ts";
 import { plural, type CommandResult } from "./command.ts";
 import { summarize, type AdminContext } from "./context.ts";
 import { FileKeyStore } from "../storage/file-key-store.ts";
@@ -59,6 +60,7 @@ export async function listKeys(ctx: AdminContext): Promise<CommandResult> {
 /** The scheduled run: whatever key step is due, then prune what has outlived its retention (retention.ts). */
 export async function rotateKeys(ctx: AdminContext): Promise<CommandResult & { ok: boolean }> {
   const actions = await ctx.keyManager.rotate();
+  if (actions.length > 0) await ctx.keysChanged();
   const lines = actions.length === 0 ? ["keys: nothing due"] : actions.map((a) => `keys: ${describeAction(a)}`);
   // The key steps are committed; a failed prune is reported without hiding them.
   let pruned: PruneCounts | null = null;
@@ -88,6 +90,7 @@ export async function rotateKeys(ctx: AdminContext): Promise<CommandResult & { o
 
 export async function rotateKeysNow(ctx: AdminContext): Promise<CommandResult> {
   const actions = await ctx.keyManager.rotateNow();
+  await ctx.keysChanged();
   const { jwksMaxAge, keysReloadInterval } = ctx.config;
   const lines = actions.map((a) => `keys: ${describeAction(a)}`);
   lines.push(
@@ -118,9 +121,10 @@ async function longestAccessTokenTtl(ctx: AdminContext): Promise<number | null> 
   }
 }
 
-export async function revokeKey(ctx: AdminContext, kid: string): Promise<CommandResult & { found: boolean }> {
+export async function revokeKey(ctx: AdminContext, kid: string): Promise<CommandResult> {
   const { revoked, applied } = await ctx.keyManager.revoke(kid);
-  if (!revoked) return { found: false, text: `no key with kid ${kid}`, json: { revoked: null, actions: [] } };
+  if (!revoked) throw new NotFound(`No key with kid ${kid.slice(0, 100)}.`);
+  await ctx.keysChanged();
   const { jwksMaxAge, keysReloadInterval } = ctx.config;
   // Rounded up to the second: the output prints whole seconds and must not state a bound early.
   const at = (base: Date, seconds: number) => new Date(Math.ceil((base.getTime() + seconds * 1000) / 1000) * 1000);
@@ -154,7 +158,6 @@ export async function revokeKey(ctx: AdminContext, kid: string): Promise<Command
   );
   if (revoked.state === "active") lines.push(`  ${kid} was the signing key; the replacement above signs from the next reload on.`);
   return {
-    found: true,
     text: lines.join("\n"),
     json: {
       revoked: { kid: revoked.kid, alg: revoked.alg, state: revoked.state },

@@ -6,13 +6,11 @@ import type { Audit } from "./audit.ts";
 import type { ClientRecord } from "./clients/client-store.ts";
 import type { Clock } from "./clock.ts";
 import type { Users } from "./credentials/users.ts";
-import { OAuthError } from "./errors.ts";
 import type { KeyRing } from "./keys/key-ring.ts";
 import type { LiveSession } from "./sessions/session-store.ts";
 import type { Sessions } from "./sessions/sessions.ts";
-import { inspectAccessToken } from "./tokens/access-token.ts";
+import { authenticateBearer, InvalidToken } from "./tokens/bearer-access.ts";
 import type { RevocationStore } from "./tokens/revocation-store.ts";
-import { isAccessTokenLive } from "./tokens/token-liveness.ts";
 
 /** Who is calling: the user, the session and the client of the presented access token. */
 export interface AccountCaller {
@@ -35,16 +33,6 @@ export interface AccountDeps {
   userStore: { findById(id: string): Promise<{ disabledAt: Date | null } | null> };
 }
 
-/** RFC 6750 §3: 401 with a Bearer challenge; `invalid_token` once a token was presented. */
-export class InvalidToken extends OAuthError {
-  constructor(description: string, presented = true) {
-    // §3.1: a request without authentication information gets a challenge with no error code.
-    super("invalid_token", 401, description, {
-      "www-authenticate": presented ? `Bearer error="invalid_token", error_description="${description.replace(/["\\]/g, "")}"` : "Bearer",
-    });
-  }
-}
-
 /** Why a session ended, as stored on it. */
 export const ENDED_BY_USER = "ended_by_user";
 export const PASSWORD_CHANGED = "password_changed";
@@ -54,20 +42,10 @@ export class Account {
 
   /** The caller behind a Bearer access token, or InvalidToken (401). */
   async authenticate(token: string | null): Promise<AccountCaller> {
-    if (token === null) throw new InvalidToken("An access token is required (Authorization: Bearer).", false);
-    const { keys, clock, issuer, revocations, clients, sessions, userStore } = this.deps;
-    const claims = await inspectAccessToken(keys, clock, issuer, token);
-    if (!claims) throw new InvalidToken("The access token is invalid or expired.");
-    // RFC 9068 §4: a token meant for another resource is not for this one.
-    const aud = typeof claims.aud === "string" ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
-    if (!aud.includes(this.deps.audience)) throw new InvalidToken("The access token is not meant for this resource.");
+    const { keys, clock, issuer, revocations, clients, sessions, userStore, audience } = this.deps;
+    const claims = await authenticateBearer({ keys, clock, issuer, liveness: { revocations, clients, sessions, users: userStore } }, token, audience);
     // A client_credentials token names no user: it has no account to manage.
-    if (typeof claims.sid !== "string" || typeof claims.sub !== "string" || typeof claims.client_id !== "string") {
-      throw new InvalidToken("The access token is not a user's.");
-    }
-    if (!(await isAccessTokenLive({ revocations, clients, sessions, users: userStore }, claims))) {
-      throw new InvalidToken("The access token has been revoked.");
-    }
+    if (typeof claims.sid !== "string" || typeof claims.client_id !== "string") throw new InvalidToken("The access token is not a user's.");
     return { userId: claims.sub, sessionId: claims.sid, clientId: claims.client_id };
   }
 

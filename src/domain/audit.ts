@@ -1,5 +1,6 @@
 // One audit function for security-relevant events, so the log line, the stored event and the
 // counters always agree. Details never carry a secret (no tokens, passwords, cookies).
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { AuditStore } from "./audit-store.ts";
 import type { Clock } from "./clock.ts";
 import { newId } from "./ids.ts";
@@ -28,7 +29,25 @@ export type AuditEventType =
   | "user.disabled"
   | "client.created"
   | "client.disabled"
-  | "client.secret_rotated";
+  | "client.secret_rotated"
+  | "client.updated"
+  | "client.enabled"
+  | "user.enabled"
+  | "user.roles_changed"
+  | "password.reset";
+
+/**
+ * Who made an operator's change: the admin CLI on the issuer's host, or a client holding an
+ * admin:write token on the admin API. Every event recorded while the change runs names it.
+ */
+export type Actor = { via: "cli" } | { via: "admin_api"; clientId: string };
+
+const currentActor = new AsyncLocalStorage<Actor>();
+
+/** Runs `fn` as `actor`: every audit event it records (at any depth) carries `actor`. */
+export function asActor<T>(actor: Actor, fn: () => Promise<T>): Promise<T> {
+  return currentActor.run(actor, fn);
+}
 
 /** The logging surface the domain needs; pino's logger satisfies it. */
 export interface AuditLogger {
@@ -69,6 +88,8 @@ export class Audit {
   async record(type: AuditEventType, fields: AuditFields = {}): Promise<void> {
     this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
     for (const l of this.#listeners) l(type);
+    const actor = currentActor.getStore();
+    if (actor) fields = { ...fields, details: { ...fields.details, actor } };
     const event = { id: newId(), type, at: this.clock.now(), ...fields };
     const line = { audit: type, userId: fields.userId, clientId: fields.clientId, sessionId: fields.sessionId, ...fields.details };
     if (WARN.has(type)) this.logger.warn(line, `audit: ${type}`);

@@ -34,6 +34,19 @@ export class InvalidRequest extends OAuthError {
   }
 }
 
+/**
+ * A request member with a bad value (the admin API, and the operator CLI's flags): 400
+ * invalid_request naming the field at fault (`field`, e.g. "grant_types", "cursor").
+ */
+export class InvalidField extends InvalidRequest {
+  constructor(
+    readonly field: string,
+    description: string,
+  ) {
+    super(description);
+  }
+}
+
 /** RFC 6749 §5.2: client authentication failed -> 401 (WWW-Authenticate when Basic was used) */
 export class InvalidClient extends OAuthError {
   constructor(description = "Client authentication failed.", headers: Record<string, string> = {}) {

@@ -26,7 +26,7 @@ export const DOCS_CSP =
   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** Register before any route. */
-export async function registerOpenApi(app: FastifyInstance, config: Pick<Config, "issuer">): Promise<void> {
+export async function registerOpenApi(app: FastifyInstance, config: Pick<Config, "issuer" | "adminApiAudience">): Promise<void> {
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
@@ -39,11 +39,25 @@ export async function registerOpenApi(app: FastifyInstance, config: Pick<Config,
         { name: "well-known", description: "Public documents: keys, metadata, this description" },
         { name: "status-lists", description: "Token status lists (draft-ietf-oauth-status-list)" },
         { name: "health", description: "Liveness, readiness, metrics" },
+        ...["clients", "users", "sessions", "keys", "audit"].map((name) => ({
+          name: `admin: ${name}`,
+          description: `The admin API (/admin/v1): ${name}. A client_credentials access token for ${config.adminApiAudience} with admin:read or admin:write.`,
+        })),
       ],
       components: {
         securitySchemes: {
           bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
           clientBasic: { type: "http", scheme: "basic", description: "client_secret_basic" },
+          adminToken: {
+            type: "oauth2",
+            description: `A client_credentials access token whose aud is ${config.adminApiAudience} (ADMIN_API_AUDIENCE; ask with resource=${config.adminApiAudience}), from a client an operator allowed admin:read and/or admin:write.`,
+            flows: {
+              clientCredentials: {
+                tokenUrl: `${config.issuer.replace(/\/+$/, "")}/oauth/token`,
+                scopes: { "admin:read": "Read clients, users, sessions, keys and audit events.", "admin:write": "Everything admin:read allows, and change them." },
+              },
+            },
+          },
         },
       },
     },

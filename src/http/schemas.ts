@@ -12,6 +12,7 @@ export const errorBody = {
   properties: {
     error: { type: "string", description: "An error code, e.g. invalid_request, invalid_grant, slow_down." },
     error_description: { type: "string" },
+    field: { type: "string", description: "The request member at fault (e.g. grant_types, cursor), when one is." },
   },
 } as const;
 

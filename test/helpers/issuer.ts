@@ -1,6 +1,6 @@
 // Test harness: a real issuer (real database, real keys, real argon2) behind app.inject(),
 // with a fake clock and captured logs. One database per call, cloned from the run's template.
-import type { AdminContext } from "../../src/admin/context.ts";
+import { adminContextOf, type AdminContext } from "../../src/admin/context.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -156,8 +156,7 @@ export async function startInstances(
 
 /** What the operator commands (src/admin/) run on, built from the test issuer's services. */
 export function adminOf(issuer: TestIssuer): AdminContext {
-  const { config, clock, storage, audit, keyStore, keyManager, users } = issuer.services;
-  return { config, clock, storage, audit, keyStore, keyManager, users, close: async () => undefined };
+  return adminContextOf(issuer.services);
 }
 
 export const form = (params: Record<string, string>) => ({

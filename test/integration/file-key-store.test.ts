@@ -224,7 +224,7 @@ describe("createServices and the key files", () => {
       closed: 0,
       users: {} as Storage["users"],
       sessions: {} as Storage["sessions"],
-      audit: { record: async () => undefined, list: async () => [], prune: async () => 0 },
+      audit: { record: async () => undefined, list: async () => [], page: async () => [], prune: async () => 0 },
       clients: {
         findById: async () => null,
         upsert: async (c: ClientRecord) => {

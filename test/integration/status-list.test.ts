@@ -255,7 +255,7 @@ describeEachDb("token status list", (flavor) => {
     const a = (await passwordGrant(issuer.app, email, PASSWORD)).json() as TokenPair;
     const b = (await passwordGrant(issuer.app, email, PASSWORD)).json() as TokenPair;
     const bystander = await login(issuer.app);
-    expect((await disableUser(admin, email)).found).toBe(true);
+    expect((await disableUser(admin, { email })).json).toMatchObject({ user: { disabled_at: expect.any(String) } });
     // The command runs in its own process in production: the servers see it at their next
     // rebuild (every ttl/2); here, that rebuild is triggered.
     await issuer.services.statusLists.rebuild();
@@ -515,7 +515,7 @@ describeEachDb("token status list, sessions past their end with live access toke
     const { email, last } = await endedSession();
     await prune();
     expect(await sessionKept(last.access_token)).toBe(true);
-    expect((await disableUser(admin, email)).found).toBe(true);
+    expect((await disableUser(admin, { email })).json).toMatchObject({ user: { disabled_at: expect.any(String) } });
     await issuer.services.statusLists.rebuild();
     expect(await statusOf(issuer, last.access_token)).toBe(1);
   });

@@ -78,7 +78,7 @@ describeEachDb("verifier key cache (security finding 8)", (flavor) => {
   /** Revokes the key that signed `token`, as `keys revoke` does, and lets this instance reload (its KEYS_RELOAD_INTERVAL tick). */
   async function revokeSigner(issuer: TestIssuer, token: string) {
     const out = await revokeKey(adminOf(issuer), kidOf(token));
-    expect(out.found).toBe(true);
+    expect(out.json).toMatchObject({ revoked: { kid: kidOf(token) } });
     await issuer.services.keyReloader.reload();
     const served = (await issuer.app.inject({ method: "GET", url: "/.well-known/jwks.json" })).json() as { keys: { kid: string }[] };
     expect(served.keys.map((k) => k.kid)).not.toContain(kidOf(token));
@@ -291,7 +291,7 @@ describeEachDb("verifier key cache (security finding 8)", (flavor) => {
   describe("keys revoke", () => {
     it("states the bound: KEYS_RELOAD_INTERVAL + JWKS_MAX_AGE, longer verifier caches, and the latest exp", async () => {
       // A client whose access tokens live longer than ACCESS_TOKEN_TTL.
-      await createClient(adminOf(short), { name: "long-lived", confidential: false, grantTypes: "password", scopes: "profile", accessTokenTtl: "3600" });
+      await createClient(adminOf(short), { name: "long-lived", type: "public", grantTypes: ["password"], scopes: ["profile"], accessTokenTtl: 3600 });
       const token = (await login(short.app)).access_token;
       const kid = kidOf(token);
       const now = short.clock.now().getTime();

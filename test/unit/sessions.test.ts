@@ -33,6 +33,9 @@ function memoryAudit(events: AuditEventRecord[]): AuditStore {
   return {
     record: async (e) => void events.push(e),
     list: async (f) => events.filter((e) => (!f.type || e.type === f.type) && (!f.sessionId || e.sessionId === f.sessionId)),
+    page: async () => {
+      throw new Error("the session rules never list audit events");
+    },
     prune: async () => 0,
   };
 }

@@ -27,11 +27,20 @@ export class ClientExistsError extends Error {
   }
 }
 
+/** What an operator may change on a client (the admin API's PATCH, the CLI's update). */
+export type ClientPatch = Partial<Pick<ClientRecord, "name" | "grantTypes" | "scopes" | "audiences" | "resources" | "accessTokenTtl" | "refreshTokenTtl">>;
+
 export interface ClientStore {
   findById(id: string): Promise<ClientRecord | null>;
   /** throws ClientExistsError when the id is taken */
   create(client: ClientRecord): Promise<void>;
   list(): Promise<ClientRecord[]>;
+  /** clients in id order after `after` (exclusive; null: from the start), at most `limit` */
+  page(after: string | null, limit: number): Promise<ClientRecord[]>;
+  /** applies `patch`; the client as it is now, or null when there is no such client */
+  update(id: string, patch: ClientPatch): Promise<ClientRecord | null>;
+  /** clears disabledAt; false when there is no such client */
+  enable(id: string): Promise<boolean>;
   /** false when there is no such client */
   disable(id: string, at: Date): Promise<boolean>;
   /** false when there is no such client */

@@ -45,6 +45,11 @@ export class Clients {
     return client;
   }
 
+  /** Drops the cached copy of a client this instance just changed. */
+  forget(clientId: string): void {
+    this.#cache.delete(clientId);
+  }
+
   /** Authenticates a confidential client, or identifies a public one. */
   async authenticate(creds: ClientCredentials): Promise<ClientRecord> {
     const challenge: Record<string, string> =

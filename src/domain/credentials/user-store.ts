@@ -24,4 +24,16 @@ export interface UserStore {
   updatePasswordHash(id: string, passwordHash: string): Promise<void>;
   /** marks the user disabled (idempotent); null when there is no such user */
   disable(email: string, at: Date): Promise<UserRecord | null>;
+  /**
+   * Disables the user at `at` (a disabled user keeps the first time), or enables them (`null`);
+   * the user as it is now, or null when there is no such user.
+   */
+  setDisabled(id: string, at: Date | null): Promise<UserRecord | null>;
+  /** replaces the user's roles; the user as it is now, or null when there is no such user */
+  setRoles(id: string, roles: string[]): Promise<UserRecord | null>;
+  /**
+   * Users in email order after `after` (exclusive; null: from the start), at most `limit`;
+   * with `emailContains`, only those whose email contains it (a literal substring).
+   */
+  page(filter: { emailContains?: string; after: string | null; limit: number }): Promise<UserRecord[]>;
 }

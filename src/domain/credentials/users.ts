@@ -120,6 +120,18 @@ export class Users {
     return user;
   }
 
+  /**
+   * An operator sets a user's password (no current password: the operator is trusted). The same
+   * policy as registration. Returns the user, or null when there is no such user.
+   */
+  async setPassword(userId: string, newPassword: string): Promise<UserRecord | null> {
+    checkPasswordPolicy(newPassword);
+    const user = await this.store.findById(userId);
+    if (!user) return null;
+    await this.store.updatePasswordHash(user.id, await this.hasher.hash(newPassword));
+    return user;
+  }
+
   private async checkPassword(user: UserRecord, password: string, clientId: string, address: string): Promise<UserRecord> {
     // Reserve the attempt before evaluating it: it is recorded as a pending failure in the same
     // atomic step that checks the limits, so concurrent guesses count against each other.

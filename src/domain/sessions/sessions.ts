@@ -3,7 +3,8 @@
 import type { LiveSession, RefreshTokenLookup, RefreshTokenRecord, SessionRecord, SessionStore } from "./session-store.ts";
 import type { Audit } from "../audit.ts";
 import { addSeconds, type Clock } from "../clock.ts";
-import { InvalidGrant, NotFound } from "../errors.ts";
+import { InvalidGrant } from "../errors.ts";
+import { SessionRevocation } from "./session-revocation.ts";
 import { newId } from "../ids.ts";
 import type { StatusIndexAllocator } from "../tokens/status-index.ts";
 import type { RevocationListener } from "../tokens/status-publisher.ts";
@@ -34,8 +35,6 @@ export interface LoginMetadata {
 
 /** Longest User-Agent kept on a session, in characters. */
 export const USER_AGENT_MAX = 256;
-/** At most this many sessions are listed to their user. */
-export const LISTED_SESSIONS_MAX = 1000;
 
 const truncate = (value: string | null | undefined, max: number): string | null => {
   if (typeof value !== "string" || value === "") return null;
@@ -65,7 +64,12 @@ export class Sessions {
     private readonly statusIndices: Pick<StatusIndexAllocator, "allocate">,
     /** told of every revocation this instance makes (the status lists are rebuilt at once, not awaited) */
     private readonly revocations: RevocationListener,
-  ) {}
+  ) {
+    this.revocation = new SessionRevocation(store, clock, audit, revocations);
+  }
+
+  /** ending sessions (shared with the operator commands) */
+  readonly revocation: SessionRevocation;
 
   /** A login starts a new session with its first refresh token. */
   async start(input: {
@@ -193,54 +197,27 @@ export class Sessions {
 
   /** The session by id, as stored now (revoked or not), or null. */
   findById(id: string): Promise<SessionRecord | null> {
-    return this.store.findSession(id);
+    return this.revocation.findById(id);
   }
 
-  /**
-   * Revoke a whole session (logout: every refresh token of it stops working, and the status list
-   * bit its access tokens share is set).
-   */
-  async revokeSession(session: SessionRecord, reason: string): Promise<void> {
-    if (await this.store.revoke(session.id, reason, this.clock.now())) {
-      await this.audit.record("session.revoked", {
-        userId: session.userId,
-        clientId: session.clientId,
-        sessionId: session.id,
-        details: { reason },
-      });
-      await this.revocations.revoked();
-    }
+  /** See SessionRevocation.revokeSession. */
+  revokeSession(session: SessionRecord, reason: string): Promise<boolean> {
+    return this.revocation.revokeSession(session, reason);
   }
 
   /** The user's live sessions, newest first (GET /account/sessions). */
   listLive(userId: string): Promise<LiveSession[]> {
-    return this.store.listLive(userId, this.clock.now(), LISTED_SESSIONS_MAX);
+    return this.revocation.listLive(userId);
   }
 
-  /**
-   * A user ends one of their own sessions. Another user's session, an unknown id and one already
-   * revoked all answer the same NotFound: nothing to learn about other users' sessions.
-   */
-  async endOwn(userId: string, sessionId: string, reason: string): Promise<void> {
-    const session = await this.store.findSession(sessionId);
-    if (!session || session.userId !== userId || session.revokedAt !== null) throw new NotFound("No such session.");
-    await this.revokeSession(session, reason);
+  /** See SessionRevocation.endOwn. */
+  endOwn(userId: string, sessionId: string, reason: string): Promise<void> {
+    return this.revocation.endOwn(userId, sessionId, reason);
   }
 
-  /**
-   * Revoke every session of a user but `exceptSessionId` (when given): refresh tokens stop at
-   * once, and the status list bit of each session's access tokens is set. Returns how many.
-   */
-  async revokeAllOfUser(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
-    const count = await this.store.revokeAllForUser(userId, reason, this.clock.now(), exceptSessionId);
-    if (count > 0) {
-      await this.audit.record("sessions.revoked", {
-        userId,
-        details: { reason, sessions: count, ...(exceptSessionId ? { kept: exceptSessionId } : {}) },
-      });
-      await this.revocations.revoked();
-    }
-    return count;
+  /** See SessionRevocation.revokeAllOfUser. */
+  revokeAllOfUser(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
+    return this.revocation.revokeAllOfUser(userId, reason, exceptSessionId);
   }
 
   /** Revoke the session a refresh token belongs to (logout). Unknown tokens are a no-op. */

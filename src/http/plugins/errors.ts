@@ -3,12 +3,36 @@
 // an unreachable database is 503 + Retry-After; anything else is a 500 that shows nothing
 // internal. Every error response carries Cache-Control: no-store.
 import type { FastifyError, FastifyInstance } from "fastify";
-import { OAuthError } from "../../domain/errors.ts";
+import { InvalidField, OAuthError } from "../../domain/errors.ts";
 import { NoSigningKeyError } from "../../domain/keys/key-ring.ts";
 
 export interface ErrorBody {
   error: string;
   error_description: string;
+  /** the request member at fault (invalid_request on schema-validated routes) */
+  field?: string;
+}
+
+/**
+ * The member a schema validation error names: "name", "grant_types.0", "cursor". Ajv reports
+ * the path of the value at fault, plus the property for a missing or unexpected one.
+ */
+function fieldOf(err: FastifyError): string | undefined {
+  const v = err.validation?.[0];
+  if (!v) return undefined;
+  const params = v.params as { missingProperty?: string; additionalProperty?: string };
+  const path = [...v.instancePath.split("/").slice(1), params.missingProperty ?? params.additionalProperty].filter((p) => p !== undefined && p !== "");
+  return path.length > 0 ? path.join(".").slice(0, 100) : undefined;
+}
+
+function describeValidation(err: FastifyError, field: string | undefined): string {
+  const v = err.validation?.[0];
+  const where = err.validationContext ?? "request";
+  if (!v) return FRAMEWORK_MESSAGES.FST_ERR_VALIDATION!;
+  const params = v.params as { missingProperty?: string; additionalProperty?: string };
+  if (params.missingProperty) return `The ${where} is missing ${field}.`;
+  if (params.additionalProperty) return `The ${where} has an unknown member: ${field}.`;
+  return `The ${where} member ${field ?? ""} ${v.message ?? "is not valid"}.`.replace("  ", " ");
 }
 
 const FRAMEWORK_MESSAGES: Record<string, string> = {
@@ -26,13 +50,18 @@ export function registerErrorHandler(app: FastifyInstance, databaseUnavailable: 
     reply.header("cache-control", "no-store").header("pragma", "no-cache");
     if (err instanceof OAuthError) {
       reply.headers(err.headers);
-      const body: ErrorBody = { error: err.error, error_description: err.description };
+      const body: ErrorBody = { error: err.error, error_description: err.description, ...(err instanceof InvalidField && { field: err.field }) };
       if (err.status >= 500) request.log.warn({ error: err.error }, err.description);
       return reply.status(err.status).send(body);
     }
     const status = (err as FastifyError).statusCode;
     if (typeof status === "number" && status >= 400 && status < 500) {
       const code = (err as FastifyError).code;
+      if (code === "FST_ERR_VALIDATION") {
+        const field = fieldOf(err as FastifyError);
+        const description = describeValidation(err as FastifyError, field);
+        return reply.status(400).send({ error: "invalid_request", error_description: description, ...(field && { field }) } satisfies ErrorBody);
+      }
       const description = FRAMEWORK_MESSAGES[code] ?? "The request is malformed.";
       return reply.status(status).send({ error: "invalid_request", error_description: description } satisfies ErrorBody);
     }

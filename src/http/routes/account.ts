@@ -3,12 +3,14 @@
 // a query or form parameter, no cookies: nothing a cross-site page can make a browser send, so
 // no CSRF surface). Thin: authenticate (domain/account.ts), one domain call, reply.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { InvalidToken, type AccountCaller } from "../../domain/account.ts";
+import type { AccountCaller } from "../../domain/account.ts";
+import { InvalidToken } from "../../domain/tokens/bearer-access.ts";
 import { OAuthError } from "../../domain/errors.ts";
 import type { Services } from "../../services.ts";
 import { addressKey } from "../client-address.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
 import { bearerAuth, errorReplies, noBody } from "../schemas.ts";
+import { bearerToken } from "../bearer-token.ts";
 
 const account = <S extends object>(summary: string, schema: S) => ({ tags: ["account"], summary, security: bearerAuth, ...schema });
 
@@ -59,18 +61,6 @@ const sessionsReply = {
     },
   },
 } as const;
-
-// RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token.
-const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
-
-/** The presented access token; null when there is none (no header, or another scheme). */
-function bearerToken(request: FastifyRequest): string | null {
-  const header = request.headers.authorization;
-  if (typeof header !== "string" || !/^bearer(\s|$)/i.test(header)) return null;
-  const match = BEARER.exec(header);
-  if (!match?.[1]) throw new InvalidToken("The Authorization header is malformed.");
-  return match[1];
-}
 
 export function accountRoutes(app: FastifyInstance, services: Services, limits: RateLimits): void {
   const callers = new WeakMap<FastifyRequest, AccountCaller>();

@@ -27,6 +27,23 @@ export function prismaAuditStore(db: Db): AuditStore {
       });
       return rows.map((r) => ({ ...r, details: JSON.parse(r.details) as Record<string, unknown> }));
     },
+    async page(q) {
+      const rows = await db.auditEvent.findMany({
+        where: {
+          type: q.type,
+          userId: q.userId,
+          clientId: q.clientId,
+          AND: [
+            ...(q.from ? [{ at: { gte: q.from } }] : []),
+            ...(q.to ? [{ at: { lt: q.to } }] : []),
+            ...(q.before ? [{ OR: [{ at: { lt: q.before.at } }, { at: q.before.at, id: { lt: q.before.id } }] }] : []),
+          ],
+        },
+        orderBy: [{ at: "desc" }, { id: "desc" }],
+        take: q.limit,
+      });
+      return rows.map((r) => ({ ...r, details: JSON.parse(r.details) as Record<string, unknown> }));
+    },
     async prune(before) {
       // Chunks of PRUNE_CHUNK: one huge DELETE would hold SQLite's writer lock (and bloat a
       // Postgres transaction) long enough to stall logins behind it.

@@ -1,5 +1,5 @@
 // The ClientStore on Prisma.
-import { ClientExistsError, type ClientRecord, type ClientStore } from "../../domain/clients/client-store.ts";
+import { ClientExistsError, type ClientPatch, type ClientRecord, type ClientStore } from "../../domain/clients/client-store.ts";
 import type { Db } from "./client.ts";
 import { isUniqueViolation } from "./errors.ts";
 import { joinList, splitList } from "./lists.ts";
@@ -44,6 +44,29 @@ export function prismaClientStore(db: Db): ClientStore {
     },
     async list() {
       return (await db.client.findMany({ orderBy: { createdAt: "asc" } })).map(toClient);
+    },
+    async page(after, limit) {
+      const rows = await db.client.findMany({ where: after === null ? {} : { id: { gt: after } }, orderBy: { id: "asc" }, take: limit });
+      return rows.map(toClient);
+    },
+    async update(id, patch: ClientPatch) {
+      const data = {
+        ...(patch.name !== undefined && { name: patch.name }),
+        ...(patch.grantTypes !== undefined && { grantTypes: joinList(patch.grantTypes) }),
+        ...(patch.scopes !== undefined && { scopes: joinList(patch.scopes) }),
+        ...(patch.audiences !== undefined && { audiences: joinList(patch.audiences) }),
+        ...(patch.resources !== undefined && { resources: joinList(patch.resources) }),
+        ...(patch.accessTokenTtl !== undefined && { accessTokenTtl: patch.accessTokenTtl }),
+        ...(patch.refreshTokenTtl !== undefined && { refreshTokenTtl: patch.refreshTokenTtl }),
+      };
+      const { count } = await db.client.updateMany({ where: { id }, data });
+      if (count === 0) return null;
+      const r = await db.client.findUnique({ where: { id } });
+      return r ? toClient(r) : null;
+    },
+    async enable(id) {
+      const { count } = await db.client.updateMany({ where: { id }, data: { disabledAt: null } });
+      return count === 1;
     },
     async disable(id, at) {
       const { count } = await db.client.updateMany({ where: { id }, data: { disabledAt: at } });

@@ -34,6 +34,29 @@ export function prismaUserStore(db: Db, queries: UserQueries): UserStore {
     async updatePasswordHash(id, passwordHash) {
       await db.user.update({ where: { id }, data: { passwordHash } });
     },
+    async setDisabled(id, at) {
+      // Disabling keeps the first time; enabling clears it.
+      await db.user.updateMany({ where: at === null ? { id } : { id, disabledAt: null }, data: { disabledAt: at } });
+      const r = await db.user.findUnique({ where: { id } });
+      return r ? toUser(r) : null;
+    },
+    async setRoles(id, roles) {
+      const { count } = await db.user.updateMany({ where: { id }, data: { roles: joinList(roles) } });
+      if (count === 0) return null;
+      const r = await db.user.findUnique({ where: { id } });
+      return r ? toUser(r) : null;
+    },
+    async page({ emailContains, after, limit }) {
+      const rows = await db.user.findMany({
+        where: {
+          ...(after !== null && { email: { gt: after } }),
+          ...(emailContains !== undefined && emailContains !== "" && { AND: [{ email: { contains: emailContains } }] }),
+        },
+        orderBy: { email: "asc" },
+        take: limit,
+      });
+      return rows.map(toUser);
+    },
     async disable(email, at) {
       await db.user.updateMany({ where: { email, disabledAt: null }, data: { disabledAt: at } });
       const r = await db.user.findUnique({ where: { email } });
