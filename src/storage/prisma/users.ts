@@ -47,15 +47,25 @@ export function prismaUserStore(db: Db, queries: UserQueries): UserStore {
       return r ? toUser(r) : null;
     },
     async page({ emailContains, after, limit }) {
-      const rows = await db.user.findMany({
-        where: {
-          ...(after !== null && { email: { gt: after } }),
-          ...(emailContains !== undefined && emailContains !== "" && { AND: [{ email: { contains: emailContains } }] }),
-        },
-        orderBy: { email: "asc" },
-        take: limit,
-      });
-      return rows.map(toUser);
+      const term = emailContains === "" ? undefined : emailContains;
+      const read = (from: string | null, take: number) =>
+        db.user.findMany({
+          where: { ...(from !== null && { email: { gt: from } }), ...(term !== undefined && { AND: [{ email: { contains: term } }] }) },
+          orderBy: { email: "asc" },
+          take,
+        });
+      // `contains` is LIKE, where "_" and "%" are wildcards (SQLite has no escape without an
+      // ESCAPE clause, which Prisma does not write): it may match more, never less, so such a
+      // term is checked here and the page filled from further rows.
+      if (term === undefined || !/[%_\\]/.test(term)) return (await read(after, limit)).map(toUser);
+      const out: UserRecord[] = [];
+      let from = after;
+      for (;;) {
+        const rows = await read(from, limit);
+        out.push(...rows.map(toUser).filter((u) => u.email.includes(term)));
+        if (out.length >= limit || rows.length < limit) return out.slice(0, limit);
+        from = rows.at(-1)!.email;
+      }
     },
     async disable(email, at) {
       await db.user.updateMany({ where: { email, disabledAt: null }, data: { disabledAt: at } });
