@@ -232,4 +232,55 @@ describeEachDb("admin CLI: clients and users", (flavor) => {
   it("users create without --password exits 64", async () => {
     expectExit(await runCli(["users", "create", "--email", uniqueEmail("nopw")], env), 64);
   });
+
+  it("users list/show/set-roles/set-password/sessions/revoke-sessions/enable and audit list: the API's rules, with the CLI named as actor", async () => {
+    const email = uniqueEmail("cli-users");
+    const created = oneJson<{ id: string }>(await runCli(["users", "create", "--email", email, "--password", PASSWORD, "--json"], env));
+    const first = (await passwordGrant(issuer.app, email, PASSWORD)).json() as TokenPair;
+    const second = (await passwordGrant(issuer.app, email, PASSWORD)).json() as TokenPair;
+
+    const listed = oneJson<{ users: Array<{ email: string }>; next_cursor: string | null }>(await runCli(["users", "list", "--email", email.split("@")[0]!.toUpperCase(), "--json"], env));
+    expect(listed).toEqual({ users: [expect.objectContaining({ email })], next_cursor: null });
+    expect(oneJson<{ roles: string[] }>(await runCli(["users", "set-roles", created.id, "--roles", "ops,billing", "--json"], env)).roles).toEqual(["ops", "billing"]);
+    expect(oneJson<{ id: string; roles: string[] }>(await runCli(["users", "show", email, "--json"], env))).toMatchObject({ id: created.id, roles: ["ops", "billing"] });
+
+    const sessions = oneJson<{ sessions: Array<{ id: string }> }>(await runCli(["users", "sessions", email, "--json"], env)).sessions;
+    expect(sessions).toHaveLength(2);
+    const revokeOne = await runCli(["sessions", "revoke", sessions[0]!.id], env);
+    expectExit(revokeOne, 0);
+    expect(oneJson<{ sessions_revoked: number }>(await runCli(["users", "revoke-sessions", email, "--json"], env)).sessions_revoked).toBe(1);
+    for (const pair of [first, second]) expect(errorOf(await refreshGrant(issuer.app, pair.refresh_token))).toMatchObject({ status: 400, error: "invalid_grant" });
+
+    const newPassword = "set by the operator 2026";
+    const set = await runCli(["users", "set-password", email, "--password", newPassword], env);
+    expectExit(set, 0);
+    expect(set.stdout + set.stderr).not.toContain(newPassword);
+    expect((await passwordGrant(issuer.app, email, newPassword)).statusCode).toBe(200);
+    expect(errorOf(await passwordGrant(issuer.app, email, PASSWORD)).error).toBe("invalid_grant");
+
+    const weak = await runCli(["users", "set-password", email, "--password", "short"], env);
+    expectExit(weak, 64);
+    expect(weak.stderr).toContain("--password");
+
+    const events = oneJson<{ events: Array<{ type: string; details: { actor?: unknown } }> }>(await runCli(["audit", "list", "--user", created.id, "--json"], env)).events;
+    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(["user.registered", "user.roles_changed", "session.revoked", "sessions.revoked", "password.reset"]));
+    // The logins were the user's own (in the issuer); everything else the CLI did.
+    for (const e of events.filter((e) => !e.type.startsWith("login."))) expect(e.details.actor, e.type).toEqual({ via: "cli" });
+    expectExit(await runCli(["users", "show", "no-such-user-id"], env), 1);
+  });
+
+  it("clients show/update/enable: the same checks as the API (a bad value exits 64 naming its flag)", async () => {
+    const c = oneJson<CreatedClient>(await runCli(["clients", "create", "--name", "svc", "--confidential", "--grant-types", "client_credentials", "--scopes", "read,write", "--json"], env));
+    const updated = oneJson<CreatedClient & { access_token_ttl: number }>(await runCli(["clients", "update", c.client_id, "--scopes", "read", "--access-token-ttl", "90", "--json"], env));
+    expect(updated).toMatchObject({ scopes: ["read"], access_token_ttl: 90 });
+    expect(errorOf(await clientCredentials(c.client_id, c.client_secret!, { scope: "write" })).error).toBe("invalid_scope");
+    const bad = await runCli(["clients", "update", c.client_id, "--access-token-ttl", "soon"], env);
+    expectExit(bad, 64);
+    expect(bad.stderr).toContain("--access-token-ttl");
+    expectExit(await runCli(["clients", "disable", c.client_id], env), 0);
+    expect(errorOf(await clientCredentials(c.client_id, c.client_secret!)).error).toBe("invalid_client");
+    expect(oneJson<CreatedClient>(await runCli(["clients", "enable", c.client_id, "--json"], env)).disabled_at).toBeNull();
+    expect((await clientCredentials(c.client_id, c.client_secret!)).statusCode).toBe(200);
+    expect(oneJson<CreatedClient>(await runCli(["clients", "show", c.client_id, "--json"], env))).not.toHaveProperty("client_secret");
+  });
 });

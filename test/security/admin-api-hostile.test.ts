@@ -358,12 +358,11 @@ describeEachDb("admin API: hostile input", (flavor: Flavor) => {
       "a%00b",
       encodeURIComponent("ünïcødé"),
       encodeURIComponent("🔑"),
-      "x".repeat(300),
       "a%20b",
       "%09",
       "%7F",
     ];
-    const unknown = ["..", "%2E%2E", "%2e", "nonexistent", "'%3B--", "%22%3E%3Cscript%3E", "$%7Bjndi%3Aldap%3A%2F%2Fx%7D", "*", "%25"];
+    const unknown = ["x".repeat(300), "..", "%2E%2E", "%2e", "nonexistent", "'%3B--", "%22%3E%3Cscript%3E", "$%7Bjndi%3Aldap%3A%2F%2Fx%7D", "*", "%25"];
     for (const route of ADMIN_ROUTES.filter(hasPlaceholder)) {
       for (const id of malformed) {
         const what = `${route.method} ${pathWithRawId(route, id).slice(0, 120)}`;
@@ -453,32 +452,99 @@ describeEachDb("admin API: hostile input", (flavor: Flavor) => {
     expectBadField(await adminCall(issuer, writer, "GET", "/audit-events?from=2026-02-30T00:00:00Z"), "from", "from=2026-02-30T00:00:00Z");
   });
 
-  it("odd but well-formed filter values are no 5xx (NUL, quotes, LIKE wildcards, unicode), and cursors that point anywhere are fine", async () => {
-    const values = ["%00", "a%00b", "%25", "_", "%5C", "'%20OR%201%3D1--", "%22", encodeURIComponent("ünï"), encodeURIComponent("🔑"), "%E2%80%AE", "%EF%BF%BF"];
-    for (const v of values) {
-      for (const q of [`/users?email=${v}`, `/audit-events?type=${v}`, `/audit-events?user_id=${v}`, `/audit-events?client_id=${v}`]) {
-        const res = await adminCall(issuer, writer, "GET", q);
-        if (res.statusCode !== 200) expectErrorShape(res, `GET ${q}`);
-        expect(res.statusCode, shown(`GET ${q}`, res)).toBeLessThan(500);
-      }
+  /** The requests (of `urls`, GETs) that are not a 2xx or a 4xx in the error shape, with the error the issuer logged. */
+  async function unacceptable(urls: string[]): Promise<string[]> {
+    const failures: string[] = [];
+    for (const url of urls) {
+      const logged = issuer.logs.lines.length;
+      const res = await adminCall(issuer, writer, "GET", url);
+      if (acceptableOutcome(res)) continue;
+      const err = issuer.logs
+        .parsed()
+        .slice(logged)
+        .map((l) => l.err as { type?: string; code?: string; message?: string } | undefined)
+        .filter((e) => e !== undefined)
+        .map((e) => [e.type, e.code, e.message].filter(Boolean).join(" "))
+        .find(Boolean);
+      failures.push(`GET /admin/v1${url} -> ${res.statusCode} ${res.body.slice(0, 200)}${err ? ` (logged: ${err.slice(-400)})` : ""}`);
     }
+    return failures;
+  }
+
+  it("odd but well-formed filter values (quotes, LIKE wildcards, unicode, date extremes) are a 2xx or a 4xx, never a 5xx", async () => {
+    const values = ["%25", "_", "%5C", "'%20OR%201%3D1--", "%22", encodeURIComponent("ünï"), encodeURIComponent("🔑"), "%E2%80%AE", "%EF%BF%BF", "%ED%A0%80", "%FF"];
+    const urls = values.flatMap((v) => [`/users?email=${v}`, `/audit-events?type=${v}`, `/audit-events?user_id=${v}`, `/audit-events?client_id=${v}`]);
+    // The extremes of the dates the filters accept (4-digit years, any offset); year 0000: see the BUG test below.
+    for (const at of ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2026-01-01T00:00:00+23:59", "2026-01-01T00:00:00-99:99"]) {
+      urls.push(`/audit-events?from=${encodeURIComponent(at)}`, `/audit-events?to=${encodeURIComponent(at)}`);
+    }
+    expect(await unacceptable(urls)).toEqual([]);
+  });
+
+  // BUG (Postgres only): a NUL character in a list filter reaches Postgres, which refuses it in a
+  // text parameter ("invalid byte sequence for encoding UTF8: 0x00"): 500 server_error instead of
+  // a 400 naming the filter (or an empty list). SQLite answers 200.
+  it("a NUL character in a list filter (email, type, user_id, client_id) is a 2xx or a 4xx, never a 5xx", async () => {
+    const urls = ["%00", "a%00b"].flatMap((v) => [`/users?email=${v}`, `/audit-events?type=${v}`, `/audit-events?user_id=${v}`, `/audit-events?client_id=${v}`]);
+    expect(await unacceptable(urls)).toEqual([]);
+  });
+
+  // BUG (Postgres only): year 0000 passes the audit filter's RFC 3339 check and JavaScript's Date,
+  // but Postgres refuses it ("date/time field value out of range"): 500 server_error instead of
+  // 400 naming `from` / `to`. SQLite answers 200.
+  it("an audit filter date in year 0000 is a 2xx or a 4xx, never a 5xx", async () => {
+    expect(await unacceptable(["/audit-events?from=0000-01-01T00%3A00%3A00Z", "/audit-events?to=0000-01-01T00%3A00%3A00Z"])).toEqual([]);
+  });
+
+  /** GET of the list a cursor belongs to, with that cursor. */
+  const cursorUrl = (c: string) =>
+    `/${({ clients: "clients", users: "users", audit: "audit-events" } as Record<string, string>)[(JSON.parse(Buffer.from(c, "base64url").toString()) as { k: string }).k]}?cursor=${c}`;
+
+  it("cursors of the right kind whose position is odd (far away, at the length limit, unicode) are a 2xx or a 4xx, never a 5xx", async () => {
+    const cursors = [
+      encodeCursor("clients", { id: "x".repeat(512) }),
+      encodeCursor("clients", { id: "\uFFFF" }),
+      encodeCursor("users", { email: "é".repeat(512) }),
+      encodeCursor("users", { email: "🔑" }),
+      encodeCursor("audit", { at: "9999-12-31T23:59:59.999Z", id: "x" }),
+      encodeCursor("audit", { at: "1970-01-01T00:00:00.000Z", id: "" }),
+    ];
+    expect(await unacceptable(cursors.map(cursorUrl))).toEqual([]);
+  });
+
+  // BUG (Postgres only): a cursor whose decoded position holds a NUL character ("\u0000" in its
+  // JSON) passes decodeCursor and reaches Postgres: 500 server_error instead of 400 field "cursor".
+  it("a cursor whose position holds a NUL character is a 4xx (or 2xx), never a 5xx", async () => {
     const cursors = [
       encodeCursor("clients", { id: "\u0000" }),
       encodeCursor("clients", { id: "zzzz\u0000" }),
       encodeCursor("users", { email: "\u0000" }),
-      encodeCursor("users", { email: "\uD800" }),
       encodeCursor("audit", { at: new Date(0).toISOString(), id: "\u0000" }),
-      encodeCursor("audit", { at: "+275760-09-13T00:00:00.000Z", id: "x" }),
-      encodeCursor("clients", { id: "x".repeat(512) }),
     ];
-    const lists = ["/clients", "/users", "/audit-events"];
-    for (const c of cursors) {
-      for (const list of lists) {
-        const res = await adminCall(issuer, writer, "GET", `${list}?cursor=${c}`);
-        if (res.statusCode !== 200) expectErrorShape(res, `GET ${list}?cursor=${c}`);
-        expect(res.statusCode, shown(`GET ${list}?cursor=${Buffer.from(c, "base64url").toString()}`, res)).toBeLessThan(500);
-      }
-    }
+    expect(await unacceptable(cursors.map(cursorUrl))).toEqual([]);
+  });
+
+  // BUG: an audit cursor whose `at` is a valid JavaScript date far outside 4-digit years (the
+  // extremes Date can hold) passes decodeCursor's check and reaches the database: 500 server_error
+  // instead of 400 field "cursor".
+  it("an audit cursor at the extremes of the Date range is a 4xx (400 naming cursor), not a 5xx", async () => {
+    const urls = [
+      `/audit-events?cursor=${encodeCursor("audit", { at: "+275760-09-13T00:00:00.000Z", id: "x" })}`,
+      `/audit-events?cursor=${encodeCursor("audit", { at: "-271821-04-20T00:00:00.000Z", id: "x" })}`,
+      `/audit-events?cursor=${encodeCursor("audit", { at: "+010000-01-01T00:00:00.000Z", id: "x" })}`,
+    ];
+    expect(await unacceptable(urls)).toEqual([]);
+  });
+
+  // BUG: a cursor of the right kind whose position holds a lone UTF-16 surrogate (JSON "\ud800",
+  // which JSON.parse accepts) is passed to the database as is: 500 server_error instead of 400 field "cursor".
+  it("a cursor whose position is a lone UTF-16 surrogate is a 4xx (400 naming cursor), not a 5xx", async () => {
+    const urls = [
+      `/users?cursor=${encodeCursor("users", { email: "\uD800" })}`,
+      `/clients?cursor=${encodeCursor("clients", { id: "\uDFFF" })}`,
+      `/audit-events?cursor=${encodeCursor("audit", { at: new Date(0).toISOString(), id: "\uD800" })}`,
+    ];
+    expect(await unacceptable(urls)).toEqual([]);
   });
 
   it("property: arbitrary JSON bodies at every route with a body are a 2xx or a 4xx in the error shape, never a 5xx", async () => {
@@ -495,19 +561,26 @@ describeEachDb("admin API: hostile input", (flavor: Flavor) => {
         const res = await adminCall(issuer, writer, r.method, pathOf(r, ids), JSON.stringify(b) ?? "null");
         if (!acceptableOutcome(res)) throw new Error(`${label(r)} ${JSON.stringify(b).slice(0, 300)} -> ${res.statusCode} ${res.body.slice(0, 300)}`);
       }),
-      { numRuns: RUNS * bodyRoutes.length > 200 ? 200 : RUNS * bodyRoutes.length },
+      { numRuns: RUNS * 5 },
     );
   });
 
   it("property: arbitrary strings as cursor, email, type, from and limit are a 2xx or a 4xx in the error shape, never a 5xx", async () => {
+    // NUL characters are left out: they are a known 500 on Postgres (the BUG tests above), and
+    // would hide any other failure this property can find.
+    const noNul = (text: string) => text.replace(/\u0000/g, "").replace(/\\u0000/g, "");
+    const str = (unit: "grapheme-ascii" | "binary" | "binary-ascii", maxLength: number) => fc.string({ unit, maxLength }).map(noNul);
     const value = fc.oneof(
-      fc.string({ maxLength: 60 }),
-      fc.string({ unit: "binary", maxLength: 60 }),
-      fc.string({ unit: "binary-ascii", maxLength: 60 }),
-      fc.base64String({ maxLength: 80 }).map((s) => s.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")),
-      fc.jsonValue({ maxDepth: 2 }).map((j) => b64url(JSON.stringify(j) ?? "null")),
+      str("grapheme-ascii", 60),
+      str("binary", 60),
+      str("binary-ascii", 60),
+      fc.base64String({ maxLength: 80 }).map((t) => t.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")),
+      fc.jsonValue({ maxDepth: 2 }).map((j) => b64url(noNul(JSON.stringify(j) ?? "null"))),
       fc
-        .record({ k: fc.constantFrom("clients", "users", "audit"), id: fc.string({ unit: "binary", maxLength: 20 }), email: fc.string({ unit: "binary", maxLength: 20 }), at: fc.string({ maxLength: 30 }) }, { requiredKeys: ["k"] })
+        .record(
+          { k: fc.constantFrom("clients", "users", "audit"), id: str("binary", 20), email: str("binary", 20), at: fc.oneof(str("grapheme-ascii", 30), fc.date({ noInvalidDate: true, min: new Date("0001-01-01T00:00:00Z"), max: new Date("9999-12-31T23:59:59Z") }).map((d) => d.toISOString())) },
+          { requiredKeys: ["k"] },
+        )
         .map((o) => b64url(JSON.stringify(o))),
     );
     const query = fc.constantFrom(
