@@ -1,6 +1,7 @@
 // The audit trail for operators: `npm run cli -- audit list` and GET /admin/v1/audit-events.
 import type { AuditEventRecord } from "../domain/audit-store.ts";
 import { InvalidField } from "../domain/errors.ts";
+import { filterText, instant } from "./validate.ts";
 import type { CommandResult } from "./command.ts";
 import type { AdminContext } from "./context.ts";
 import { decodeCursor, encodeCursor, pageLimit, paged, type PageRequest } from "./paging.ts";
@@ -25,27 +26,27 @@ export const auditEventJson = (e: AuditEventRecord) => ({
   details: e.details ?? {},
 });
 
-function time(field: string, value: string | undefined): Date | undefined {
-  if (value === undefined) return undefined;
-  const at = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(value) ? new Date(value) : null;
-  if (!at || Number.isNaN(at.getTime())) throw new InvalidField(field, `${field} is an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z.`);
-  return at;
-}
-
-function short(field: string, value: string | undefined): string | undefined {
-  if (value !== undefined && (value.length === 0 || value.length > 200)) throw new InvalidField(field, `${field} is 1 to 200 characters.`);
-  return value;
-}
-
 /** Newest first. */
 export async function listAuditEvents(ctx: AdminContext, filter: AuditFilter = {}): Promise<CommandResult> {
   const limit = pageLimit(filter.limit);
-  const from = time("from", filter.from);
-  const to = time("to", filter.to);
-  const query = { type: short("type", filter.type), userId: short("user_id", filter.userId), clientId: short("client_id", filter.clientId), from, to };
+  const from = filter.from === undefined ? undefined : instant("from", filter.from);
+  const to = filter.to === undefined ? undefined : instant("to", filter.to);
+  const query = {
+    type: filterText("type", filter.type),
+    userId: filterText("user_id", filter.userId),
+    clientId: filterText("client_id", filter.clientId),
+    from,
+    to,
+  };
   const cursor = decodeCursor("audit", filter.cursor, ["at", "id"]);
-  const before = cursor ? { at: new Date(cursor.at), id: cursor.id } : undefined;
-  if (before && Number.isNaN(before.at.getTime())) throw new InvalidField("cursor", "The cursor is not valid for this list; start again without it.");
+  let before: { at: Date; id: string } | undefined;
+  if (cursor) {
+    try {
+      before = { at: instant("cursor", cursor.at), id: cursor.id };
+    } catch {
+      throw new InvalidField("cursor", "The cursor is not valid for this list; start again without it.");
+    }
+  }
   const page = await paged(
     limit,
     (take) => ctx.storage.audit.page({ ...query, before, limit: take }),

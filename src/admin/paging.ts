@@ -2,6 +2,7 @@
 // after the last item returned (base64url JSON), not a secret: whoever may list may read it.
 // A cursor that is not one of ours is a 400 naming `cursor`, never a 500.
 import { InvalidField } from "../domain/errors.ts";
+import { isPlainText } from "./validate.ts";
 
 export const PAGE_DEFAULT = 50;
 export const PAGE_MAX = 200;
@@ -42,7 +43,8 @@ export function decodeCursor<K extends string>(kind: string, cursor: string | un
   const out = {} as Record<K, string>;
   for (const key of keys) {
     const v = (value as Record<string, unknown>)[key];
-    if (typeof v !== "string" || v.length > 512) throw bad();
+    // Positions go into queries: plain text only (no NUL for Postgres, no lone surrogate for either).
+    if (typeof v !== "string" || v.length > 512 || !isPlainText(v)) throw bad();
     out[key] = v;
   }
   return out;

@@ -84,8 +84,8 @@ export async function listUsers(ctx: AdminContext, request: PageRequest & { emai
   const limit = pageLimit(request.limit);
   const after = decodeCursor("users", request.cursor, ["email"]);
   // Stored emails are NFKC lower-case (normalizeEmail): search the same way.
-  const emailContains = request.email === undefined ? undefined : request.email.normalize("NFKC").trim().toLowerCase();
-  if (emailContains !== undefined && emailContains.length > 254) throw new InvalidField("email", "email is at most 254 characters.");
+  const search = request.email?.normalize("NFKC").trim().toLowerCase();
+  const emailContains = valid.filterText("email", search === "" ? undefined : search, 254);
   const page = await paged(
     limit,
     (take) => ctx.storage.users.page({ emailContains, after: after?.email ?? null, limit: take }),

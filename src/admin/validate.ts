@@ -41,8 +41,40 @@ export function ttl(field: string, value: number | null): number | null {
   return value;
 }
 
+/**
+ * Text a database can store as given: well-formed Unicode (no lone UTF-16 surrogate, which
+ * neither database's UTF-8 holds) and no control characters (Postgres text refuses NUL).
+ */
+export const isPlainText = (value: string): boolean => !/[\p{Cc}\p{Cs}]/u.test(value);
+
+/** A free-text filter or id (1 to `max` characters of plain text), or InvalidField. */
+export function filterText(field: string, value: string | undefined, max = 200): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.length === 0 || value.length > max || !isPlainText(value)) throw new InvalidField(field, `${field} is 1 to ${max} characters, without control characters.`);
+  return value;
+}
+
 export function clientName(value: string): string {
   const name = value.trim();
-  if (name.length === 0 || name.length > 200 || /[\p{Cc}]/u.test(name)) throw new InvalidField("name", "name is 1 to 200 characters, without control characters.");
+  if (name.length === 0 || name.length > 200 || !isPlainText(name)) throw new InvalidField("name", "name is 1 to 200 characters, without control characters.");
   return name;
+}
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/i;
+/** The instants the admin API takes and both databases store: years 1970 to 9999. */
+const EARLIEST = Date.UTC(1970, 0, 1);
+const LATEST = Date.UTC(10000, 0, 1) - 1;
+
+/** An RFC 3339 date-time (§5.6) that exists (no February 30th), in years 1970-9999; else InvalidField. */
+export function instant(field: string, value: string): Date {
+  const bad = () => new InvalidField(field, `${field} is an RFC 3339 date-time in years 1970-9999, e.g. 2026-01-31T12:00:00Z.`);
+  const m = RFC3339.exec(value);
+  if (!m) throw bad();
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) throw bad();
+  if (m[9] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) throw bad();
+  const at = new Date(value);
+  if (Number.isNaN(at.getTime()) || at.getTime() < EARLIEST || at.getTime() > LATEST) throw bad();
+  return at;
 }

@@ -113,6 +113,16 @@ describeEachDb("admin API", (flavor) => {
       expect(await issuer.storage.db.client.count()).toBe(before);
     });
 
+    it("taking admin:write away from a client ends its tokens' write access at once (admin:read still reads)", async () => {
+      const other = await adminClient(issuer, ["admin:read", "admin:write"], "second-operator");
+      const token = await clientToken(issuer, other);
+      expect((await call("POST", `/clients/${other.id}/enable`, undefined, token)).statusCode).toBe(200);
+      expect(json<ClientJson>(await call("PATCH", `/clients/${other.id}`, { scopes: ["admin:read"] })).scopes).toEqual(["admin:read"]);
+      const refused = await call("POST", `/clients/${other.id}/enable`, undefined, token);
+      expect(errorOf(refused)).toMatchObject({ status: 403, error: "insufficient_scope" });
+      expect((await call("GET", "/clients?limit=1", undefined, token)).statusCode).toBe(200);
+    });
+
     it("a client may get admin scopes only if an operator allowed them: asking for admin:write without it is invalid_scope", async () => {
       const plain = await adminClient(issuer, ["reports"], "not-an-operator");
       const res = await clientCredentials(issuer, plain.id, plain.secret, { scope: "admin:write", resource: issuer.config.adminApiAudience });

@@ -70,7 +70,10 @@ export async function adminRoutes(app: FastifyInstance, services: Services): Pro
     if (claims.sid !== undefined || typeof claims.client_id !== "string" || claims.client_id !== claims.sub) {
       throw new InvalidToken("The admin API accepts only client_credentials access tokens.");
     }
-    const scopes = scopesOf(claims);
+    // The token's scopes, as far as its client still has them: an operator who takes admin:write
+    // away from a client ends it now, not when the client's tokens expire.
+    const client = await clients.find(claims.client_id);
+    const scopes = scopesOf(claims).filter((scope) => client?.scopes.includes(scope));
     const allowed = access === "read" ? scopes.includes(ADMIN_READ) || scopes.includes(ADMIN_WRITE) : scopes.includes(ADMIN_WRITE);
     if (!allowed) {
       const needed = access === "read" ? ADMIN_READ : ADMIN_WRITE;
