@@ -267,7 +267,7 @@ describeEachDb("admin CLI: clients and users", (flavor) => {
     // The logins were the user's own (in the issuer); everything else the CLI did.
     for (const e of events.filter((e) => !e.type.startsWith("login."))) expect(e.details.actor, e.type).toEqual({ via: "cli" });
     expectExit(await runCli(["users", "show", "no-such-user-id"], env), 1);
-  });
+  }, 120_000);
 
   it("clients show/update/enable: the same checks as the API (a bad value exits 64 naming its flag)", async () => {
     const c = oneJson<CreatedClient>(await runCli(["clients", "create", "--name", "svc", "--confidential", "--grant-types", "client_credentials", "--scopes", "read,write", "--json"], env));
@@ -282,5 +282,5 @@ describeEachDb("admin CLI: clients and users", (flavor) => {
     expect(oneJson<CreatedClient>(await runCli(["clients", "enable", c.client_id, "--json"], env)).disabled_at).toBeNull();
     expect((await clientCredentials(c.client_id, c.client_secret!)).statusCode).toBe(200);
     expect(oneJson<CreatedClient>(await runCli(["clients", "show", c.client_id, "--json"], env))).not.toHaveProperty("client_secret");
-  });
+  }, 90_000);
 });
