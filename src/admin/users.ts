@@ -121,11 +121,14 @@ const revocationLatency = (ctx: AdminContext) =>
 /** Disabling ends every session of the user: refresh tokens stop, access tokens are flipped in the status list. */
 export async function disableUser(ctx: AdminContext, ref: UserRef): Promise<CommandResult> {
   const user = await findUser(ctx, ref);
-  const after = await ctx.storage.users.setDisabled(user.id, ctx.clock.now());
-  if (!after) throw new NotFound(`No user with ${describe(ref)}.`);
-  // After the flag, so a session started in between is refused by its next refresh anyway.
+  const set = await ctx.storage.users.setDisabled(user.id, ctx.clock.now());
+  if (!set) throw new NotFound(`No user with ${describe(ref)}.`);
+  const after = set.user;
+  // Recorded by the call that disabled, before the sessions end: a revocation that fails (the
+  // operator retries; the retry revokes) leaves the disable on record all the same. Sessions
+  // end after the flag, so one started in between is refused at its next refresh anyway.
+  if (set.changed) await ctx.audit.record("user.disabled", { userId: user.id });
   const revoked = await ctx.sessions.revokeAllOfUser(user.id, USER_DISABLED);
-  if (user.disabledAt === null) await ctx.audit.record("user.disabled", { userId: user.id, details: { sessionsRevoked: revoked } });
   return {
     text: `user ${after.email} disabled; ${plural(revoked, "session")} revoked. ${revocationLatency(ctx)}`,
     json: { user: userJson(after), sessions_revoked: revoked },
@@ -134,9 +137,10 @@ export async function disableUser(ctx: AdminContext, ref: UserRef): Promise<Comm
 
 export async function enableUser(ctx: AdminContext, ref: UserRef): Promise<CommandResult> {
   const user = await findUser(ctx, ref);
-  const after = await ctx.storage.users.setDisabled(user.id, null);
-  if (!after) throw new NotFound(`No user with ${describe(ref)}.`);
-  if (user.disabledAt !== null) await ctx.audit.record("user.enabled", { userId: user.id });
+  const set = await ctx.storage.users.setDisabled(user.id, null);
+  if (!set) throw new NotFound(`No user with ${describe(ref)}.`);
+  const after = set.user;
+  if (set.changed) await ctx.audit.record("user.enabled", { userId: user.id });
   return { text: `user ${after.email} enabled: they can log in again (their old sessions stay ended).`, json: userJson(after) };
 }
 
@@ -145,8 +149,10 @@ export async function setUserPassword(ctx: AdminContext, ref: UserRef, password:
   const user = await findUser(ctx, ref);
   const updated = await asField("password", () => ctx.users.setPassword(user.id, password));
   if (!updated) throw new NotFound(`No user with ${describe(ref)}.`);
+  // On record before the sessions end: if ending them fails, the request fails (500) and the
+  // trail shows a reset without its sessions.revoked; the operator's retry sets it again and ends them.
+  await ctx.audit.record("password.reset", { userId: user.id });
   const revoked = await ctx.sessions.revokeAllOfUser(user.id, PASSWORD_RESET);
-  await ctx.audit.record("password.reset", { userId: user.id, details: { sessionsRevoked: revoked } });
   return { text: `password of ${user.email} set; ${plural(revoked, "session")} revoked. ${revocationLatency(ctx)}`, json: { user: userJson(user), sessions_revoked: revoked } };
 }
 

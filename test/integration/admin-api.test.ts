@@ -121,6 +121,9 @@ describeEachDb("admin API", (flavor) => {
       const refused = await call("POST", `/clients/${other.id}/enable`, undefined, token);
       expect(errorOf(refused)).toMatchObject({ status: 403, error: "insufficient_scope" });
       expect((await call("GET", "/clients?limit=1", undefined, token)).statusCode).toBe(200);
+      // Taking the admin audience away ends the rest.
+      expect((await call("PATCH", `/clients/${other.id}`, { audiences: [issuer.config.accessTokenAudience] })).statusCode).toBe(200);
+      expect(errorOf(await call("GET", "/clients?limit=1", undefined, token))).toMatchObject({ status: 403, error: "insufficient_scope" });
     });
 
     it("a client may get admin scopes only if an operator allowed them: asking for admin:write without it is invalid_scope", async () => {
@@ -269,6 +272,9 @@ describeEachDb("admin API", (flavor) => {
       // "_" and "%" match themselves, not any character.
       expect(json<{ users: UserJson[] }>(await call("GET", `/users?email=${tag}_`, undefined, readToken)).users.map((u) => u.email)).toEqual([`${tag}_x@example.test`]);
       expect(json<{ users: UserJson[] }>(await call("GET", `/users?email=${tag}%25`, undefined, readToken)).users).toEqual([]);
+      // A backslash too (an escape character in Postgres LIKE).
+      await register(issuer.app, `${tag}\\y@example.test`);
+      expect(json<{ users: UserJson[] }>(await call("GET", `/users?email=${encodeURIComponent(`${tag}\\y`)}`, undefined, readToken)).users.map((u) => u.email)).toEqual([`${tag}\\y@example.test`]);
     });
 
     it("roles set over the API go into access tokens from the next refresh", async () => {
@@ -310,6 +316,33 @@ describeEachDb("admin API", (flavor) => {
       expect(errorOf(await passwordGrant(issuer.app, pair.email, PASSWORD))).toMatchObject({ status: 400, error: "invalid_grant" });
       expect((await passwordGrant(issuer.app, pair.email, "an operator-chosen passphrase")).statusCode).toBe(200);
       expect(issuer.logs.text).not.toContain("an operator-chosen passphrase");
+    });
+
+    it("a failure midway loses nothing: a password set whose sessions could not be ended is on record, and the retry ends them", async () => {
+      const pair = await login(issuer.app);
+      const revocation = issuer.services.sessions.revocation;
+      const real = revocation.revokeAllOfUser.bind(revocation);
+      revocation.revokeAllOfUser = async () => {
+        revocation.revokeAllOfUser = real;
+        throw new Error("database went away");
+      };
+      const failed = await call("PUT", `/users/${pair.userId}/password`, { password: "first attempt passphrase" });
+      expect(errorOf(failed)).toMatchObject({ status: 500, error: "server_error" });
+      const events = json<{ events: EventJson[] }>(await call("GET", `/audit-events?user_id=${pair.userId}&type=password.reset`)).events;
+      expect(events).toHaveLength(1);
+      const retry = json<{ sessions_revoked: number }>(await call("PUT", `/users/${pair.userId}/password`, { password: "second attempt passphrase" }));
+      expect(retry.sessions_revoked).toBe(1);
+      expect(errorOf(await refreshGrant(issuer.app, pair.refresh_token))).toMatchObject({ status: 400, error: "invalid_grant" });
+    });
+
+    it("concurrent disables of one user: one user.disabled event, every session ended, the first time kept", async () => {
+      const pair = await login(issuer.app);
+      const results = await Promise.all([0, 1, 2, 3].map(() => call("POST", `/users/${pair.userId}/disable`)));
+      const bodies = results.map((r) => json<{ user: UserJson; sessions_revoked: number }>(r));
+      expect(bodies.reduce((n, b) => n + b.sessions_revoked, 0)).toBe(1);
+      expect(new Set(bodies.map((b) => b.user.disabled_at)).size).toBe(1);
+      expect(json<{ events: EventJson[] }>(await call("GET", `/audit-events?user_id=${pair.userId}&type=user.disabled`)).events).toHaveLength(1);
+      expect(errorOf(await refreshGrant(issuer.app, pair.refresh_token))).toMatchObject({ status: 400, error: "invalid_grant" });
     });
 
     it("lists a user's live sessions, revokes one (the other keeps working), then all", async () => {

@@ -25,10 +25,11 @@ export interface UserStore {
   /** marks the user disabled (idempotent); null when there is no such user */
   disable(email: string, at: Date): Promise<UserRecord | null>;
   /**
-   * Disables the user at `at` (a disabled user keeps the first time), or enables them (`null`);
-   * the user as it is now, or null when there is no such user.
+   * Disables the user at `at` (a disabled user keeps the first time), or enables them (`null`):
+   * the user as it is now and whether this call changed it (of concurrent calls, one does), or
+   * null when there is no such user.
    */
-  setDisabled(id: string, at: Date | null): Promise<UserRecord | null>;
+  setDisabled(id: string, at: Date | null): Promise<{ user: UserRecord; changed: boolean } | null>;
   /** replaces the user's roles; the user as it is now, or null when there is no such user */
   setRoles(id: string, roles: string[]): Promise<UserRecord | null>;
   /**

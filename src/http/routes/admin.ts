@@ -70,10 +70,12 @@ export async function adminRoutes(app: FastifyInstance, services: Services): Pro
     if (claims.sid !== undefined || typeof claims.client_id !== "string" || claims.client_id !== claims.sub) {
       throw new InvalidToken("The admin API accepts only client_credentials access tokens.");
     }
-    // The token's scopes, as far as its client still has them: an operator who takes admin:write
-    // away from a client ends it now, not when the client's tokens expire.
+    // The token's scopes, as far as its client may still get them: an operator who takes
+    // admin:write, the admin audience or client_credentials away from a client ends its admin
+    // access now, not when its tokens expire.
     const client = await clients.find(claims.client_id);
-    const scopes = scopesOf(claims).filter((scope) => client?.scopes.includes(scope));
+    const stillAllowed = client !== null && client.grantTypes.includes("client_credentials") && client.audiences.includes(config.adminApiAudience);
+    const scopes = stillAllowed ? scopesOf(claims).filter((scope) => client.scopes.includes(scope)) : [];
     const allowed = access === "read" ? scopes.includes(ADMIN_READ) || scopes.includes(ADMIN_WRITE) : scopes.includes(ADMIN_WRITE);
     if (!allowed) {
       const needed = access === "read" ? ADMIN_READ : ADMIN_WRITE;
@@ -221,7 +223,14 @@ export async function adminRoutes(app: FastifyInstance, services: Services): Pro
   app.post(
     `${ADMIN_PREFIX}/keys/rotate`,
     { ...write, schema: admin("keys", "Do the scheduled rotation's due step now (and prune)", "write", { response: s.keyActionsReply }) },
-    (request, reply) => run(request, reply, (c) => rotateKeys(c)),
+    (request, reply) =>
+      run(request, reply, async (c) => {
+        const result = await rotateKeys(c);
+        if (result.ok) return result;
+        // The key steps are done; the prune failed. Its cause (a database message) goes to the log only.
+        request.log.error({ pruneError: (result.json as { pruneError?: string }).pruneError }, "admin API: prune after key rotation failed");
+        return { ...result, json: { ...(result.json as object), pruneError: "pruning failed; see the issuer's log" } };
+      }),
   );
   app.post(
     `${ADMIN_PREFIX}/keys/rotate-now`,

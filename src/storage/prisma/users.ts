@@ -35,10 +35,10 @@ export function prismaUserStore(db: Db, queries: UserQueries): UserStore {
       await db.user.update({ where: { id }, data: { passwordHash } });
     },
     async setDisabled(id, at) {
-      // Disabling keeps the first time; enabling clears it.
-      await db.user.updateMany({ where: at === null ? { id } : { id, disabledAt: null }, data: { disabledAt: at } });
+      // Disabling keeps the first time; enabling clears it. The count says whether this call did it.
+      const { count } = await db.user.updateMany({ where: at === null ? { id, disabledAt: { not: null } } : { id, disabledAt: null }, data: { disabledAt: at } });
       const r = await db.user.findUnique({ where: { id } });
-      return r ? toUser(r) : null;
+      return r ? { user: toUser(r), changed: count === 1 } : null;
     },
     async setRoles(id, roles) {
       const { count } = await db.user.updateMany({ where: { id }, data: { roles: joinList(roles) } });
@@ -48,22 +48,24 @@ export function prismaUserStore(db: Db, queries: UserQueries): UserStore {
     },
     async page({ emailContains, after, limit }) {
       const term = emailContains === "" ? undefined : emailContains;
+      // `contains` is LIKE, whose "_" and "%" are wildcards, and "\\" an escape on Postgres
+      // (Prisma writes no ESCAPE clause): a term with any of them is matched here instead, over
+      // the users in email order, until the page is full (rare: such characters are rare in emails).
+      const literal = term !== undefined && /[%_\\]/.test(term);
       const read = (from: string | null, take: number) =>
         db.user.findMany({
-          where: { ...(from !== null && { email: { gt: from } }), ...(term !== undefined && { AND: [{ email: { contains: term } }] }) },
+          where: { ...(from !== null && { email: { gt: from } }), ...(term !== undefined && !literal && { AND: [{ email: { contains: term } }] }) },
           orderBy: { email: "asc" },
           take,
         });
-      // `contains` is LIKE, where "_" and "%" are wildcards (SQLite has no escape without an
-      // ESCAPE clause, which Prisma does not write): it may match more, never less, so such a
-      // term is checked here and the page filled from further rows.
-      if (term === undefined || !/[%_\\]/.test(term)) return (await read(after, limit)).map(toUser);
+      if (!literal) return (await read(after, limit)).map(toUser);
       const out: UserRecord[] = [];
+      const batch = Math.max(limit, 500);
       let from = after;
       for (;;) {
-        const rows = await read(from, limit);
+        const rows = await read(from, batch);
         out.push(...rows.map(toUser).filter((u) => u.email.includes(term)));
-        if (out.length >= limit || rows.length < limit) return out.slice(0, limit);
+        if (out.length >= limit || rows.length < batch) return out.slice(0, limit);
         from = rows.at(-1)!.email;
       }
     },
