@@ -85,9 +85,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   // The admin API: its own context (its Bearer hook, no cookies, forms or CORS: not for browsers).
   await app.register(async (adminApi) => adminRoutes(adminApi, services));
 
-  // The OAuth and browser endpoints, in their own context with cookies, forms and CORS.
+  // The OAuth and browser endpoints, in their own context with forms and CORS (cookies only
+  // where they are read: the browser endpoints; the token endpoint parses none).
   await app.register(async (api) => {
-    await api.register(cookie);
     await api.register(formbody);
     await api.register(cors, { origin: config.allowedOrigins, credentials: true, methods: ["GET", "POST", "DELETE"] });
 
@@ -102,7 +102,10 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
 
     tokenRoutes(api, services, limits);
     revocationIntrospectionRoutes(api, services, limits);
-    browserRoutes(api, services, limits);
+    await api.register(async (browser) => {
+      await browser.register(cookie);
+      browserRoutes(browser, services, limits);
+    });
     accountRoutes(api, services, limits);
   });
   return app;
