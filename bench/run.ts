@@ -36,6 +36,10 @@
 //   BENCH_SERVER=dist|src      force the server entry point
 //   BENCH_SERVER_NODE_ARGS     extra node flags for Tessera, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 //   UV_THREADPOOL_SIZE         passed to Tessera and to the argon2 baseline alike (default 4)
+//
+// `npm run bench -- --json`: the report goes to stderr and stdout gets one JSON object for
+// machines: the machine, the settings, every summary row (with the measured figures behind each
+// ratio: req/s, p50/p99 ms, operations, failures, CPU ms per operation) and the failures.
 //   ARGON2_*, PASSWORD_HASH_*, SIGNING_ALG  passed through to Tessera (the baseline follows)
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -58,6 +62,10 @@ function envNum(name: string, def: number, min = 1): number {
   if (!Number.isFinite(v) || v < min) throw new Error(`${name}=${JSON.stringify(raw)}: expected a number >= ${min}`);
   return v;
 }
+
+const JSON_OUTPUT = process.argv.includes("--json");
+// With --json, stdout carries only the JSON document: the human report goes to stderr.
+if (JSON_OUTPUT) console.log = (...args: unknown[]) => console.error(...args);
 
 const SECONDS = envNum("BENCH_SECONDS", 5);
 const SETTINGS: Settings = {
@@ -262,6 +270,10 @@ async function main(): Promise<void> {
   // issuer installed and running here, which this bench does not do. Said, not guessed.
   rows.push({ db: "-", scenario: "client_credentials vs node-oidc-provider", figure: "not measured by this bench", baseline: "-", ratio: null, goal: ">= 2x oidc-provider", status: "not run" });
 
+  if (JSON_OUTPUT) {
+    const machine = { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, loadavg: os.loadavg(), platform: `${os.platform()} ${os.release()}` };
+    process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), machine, server: entry.how, databases: flavors, settings: SETTINGS, rows, failures })}\n`);
+  }
   heading(`Summary (${((Date.now() - started) / 1000).toFixed(0)}s)`);
   console.log(table(rows));
   const missed = rows.filter((r) => r.status === "MISSED").length;

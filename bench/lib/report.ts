@@ -59,6 +59,8 @@ export interface SummaryRow {
   ratio: number | null;
   goal: string;
   status: Status;
+  /** the measured figures behind a ratio (in --json output) */
+  measured?: { subject: Figure; baseline: Figure };
 }
 
 export function table(rows: SummaryRow[]): string {

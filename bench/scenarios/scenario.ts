@@ -98,6 +98,7 @@ export class Findings implements ScenarioResult {
       ratio,
       goal: `>= ${goal}x`,
       status,
+      measured: { subject, baseline: base },
     });
     console.log(`  ratio ${ratio === null ? "n/a" : ratio.toFixed(2)}x (goal >= ${goal}x): ${status}`);
   }
