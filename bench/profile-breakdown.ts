@@ -30,7 +30,7 @@ const CATEGORIES: Array<[string, RegExp]> = [
   ["CORS", /node_modules\/@fastify\/cors\//],
   ["security headers", /node_modules\/@fastify\/helmet\/|security-headers\./],
   ["response serialisation (fast-json-stringify)", /node_modules\/fast-json-stringify\//],
-  ["database (Prisma, driver)", /node_modules\/(@prisma|better-sqlite3|pg|pg-[a-z-]+)\//],
+  ["database (our queries, Prisma, driver)", /node_modules\/(@prisma|better-sqlite3|pg|pg-[a-z-]+)\/|\/src\/storage\//],
   ["Fastify (routing, hooks, request/reply)", /node_modules\/(fastify|find-my-way|avvio|light-my-request|@fastify\/[a-z-]+)\//],
   ["our grant and token code", /\/src\/(grants|domain|http)\//],
   ["HTTP parsing and socket I/O (node:http, net, streams)", /node:(_http_|http|net|internal\/(streams|stream_base_commons|http|net|js_stream))/],
