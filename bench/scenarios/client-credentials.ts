@@ -1,7 +1,10 @@
 // e. grant_type=client_credentials (client_secret_basic) vs what jose alone signs with the
 // issuer's algorithm.
+import { randomBytes } from "node:crypto";
 import type autocannon from "autocannon";
 import { describeResult, runCli } from "../../test/helpers/cli.ts";
+import { freePort } from "../../test/helpers/ports.ts";
+import { spawnNode } from "../../test/helpers/process.ts";
 import { loadSlice } from "../lib/load.ts";
 import { FORM, post } from "../lib/http.ts";
 import { benchEnv, JsonWorker } from "../lib/proc.ts";
@@ -10,6 +13,34 @@ import { alternate, type Side } from "../lib/slices.ts";
 import { Findings, type Scenario } from "./scenario.ts";
 
 const GOAL = 0.5;
+/** Tessera's client_credentials throughput over node-oidc-provider's, same machine, same load. */
+const PEER_GOAL = 3;
+
+/** node-oidc-provider 9 in its own process (bench/baselines/oidc-provider-server.ts). */
+async function startPeer(alg: string): Promise<{ child: ReturnType<typeof spawnNode>; base: string; authorization: string }> {
+  const port = await freePort();
+  const secret = randomBytes(32).toString("base64url");
+  const child = spawnNode("node-oidc-provider", ["--import", "tsx", "bench/baselines/oidc-provider-server.ts"], {
+    env: { ...benchEnv(), PORT: String(port), CLIENT_SECRET: secret, SIGNING_ALG: alg, NODE_ENV: "production" },
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const authorization = `Basic ${Buffer.from(`bench:${secret}`).toString("base64")}`;
+  // Ready when it issues a token (its discovery document answers before the client is usable).
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const r = await post(`${base}/token`, "grant_type=client_credentials&scope=read", { ...FORM, authorization });
+      if (r.status === 200 && typeof r.json.access_token === "string") return { child, base, authorization };
+      throw new Error(`node-oidc-provider answered ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
+    } catch (err) {
+      if (!child.isRunning() || Date.now() > deadline) {
+        await child.stop();
+        throw new Error(`node-oidc-provider did not start: ${(err as Error).message}\n${child.tail()}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
 
 /** A confidential client made with the admin CLI, on the server's own database and keys. */
 async function createBenchClient(databaseUrl: string, keysDir: string): Promise<{ id: string; secret: string }> {
@@ -64,6 +95,49 @@ export const clientCredentialsScenario: Scenario = {
       found.ratio("client_credentials", subject.figure(), base.figure(), `jose ${alg} sign`, GOAL, ok);
     } finally {
       await worker.close();
+    }
+
+    // The peer: node-oidc-provider under the same load (its in-memory adapter; no database).
+    heading(`[${flavor}] e2. client_credentials: Tessera vs node-oidc-provider 9 (same client auth, ${alg} JWT access tokens, ${connections} connections)`);
+    let peer: Awaited<ReturnType<typeof startPeer>>;
+    try {
+      peer = await startPeer(alg);
+    } catch (err) {
+      found.fail((err as Error).message);
+      found.notRun("client_credentials vs node-oidc-provider");
+      return found;
+    }
+    try {
+      const peerSide: Side = {
+        run: (seconds) =>
+          loadSlice({
+            url: peer.base,
+            connections,
+            seconds,
+            graceful: true,
+            serverPid: peer.child.pid,
+            setupClient: (c: autocannon.Client) =>
+              c.setRequests([{ method: "POST", path: "/token", headers: { ...FORM, authorization: peer.authorization }, body: "grant_type=client_credentials&scope=read" }]),
+          }),
+      };
+      const subjectSide: Side = {
+        run: (seconds) =>
+          loadSlice({
+            url: server.base,
+            connections,
+            seconds,
+            graceful: true,
+            serverPid: server.child.pid,
+            setupClient: (c: autocannon.Client) => c.setRequests([{ method: "POST", path: "/oauth/token", headers, body }]),
+          }),
+      };
+      const { base, subject } = await alternate(peerSide, subjectSide, settings);
+      line("node-oidc-provider 9 POST /token (peer)", base.figure());
+      line("Tessera POST /oauth/token client_credentials", subject.figure(), subject.failed ? subject.statusText() : "");
+      const ok = found.checkFailures("node-oidc-provider", base) && found.checkFailures("client_credentials", subject);
+      found.ratio("client_credentials vs node-oidc-provider", subject.figure(), base.figure(), "node-oidc-provider 9", PEER_GOAL, ok);
+    } finally {
+      await peer.child.stop();
     }
     return found;
   },
