@@ -504,6 +504,19 @@ for (const target of targets) {
       for (const s of [ended, idle]) expect(await store.findSession(s.session.id)).toBeNull();
     });
 
+    it("pruneDead deletes more dead sessions than one chunk holds (the Prisma store deletes 200 per statement), and only those", async () => {
+      const now = at(T0, 10 * HOUR);
+      const late = at(now, HOUR);
+      const dead = 567;
+      for (let i = 0; i < dead; i += 50) {
+        await Promise.all(Array.from({ length: Math.min(50, dead - i) }, () => started({ session: { expiresAt: at(now, -1) }, first: { expiresAt: at(now, -1) } })));
+      }
+      const live = await Promise.all([0, 1, 2].map(() => started({ session: { expiresAt: late }, first: { expiresAt: late } })));
+      expect(await store.pruneDead(now, T0)).toEqual({ sessions: dead });
+      for (const kept of live) expect(await store.findToken(kept.first.hash)).not.toBeNull();
+      expect(await store.pruneDead(now, T0)).toEqual({ sessions: 0 });
+    }, 60_000);
+
     it("pruneDead keeps a session whose end, or newest token's deadline, is exactly now (deleted from the next instant)", async () => {
       const now = at(T0, 2 * HOUR);
       const endsNow = await started({ session: { expiresAt: now }, first: { expiresAt: now } });

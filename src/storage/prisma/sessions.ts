@@ -27,6 +27,9 @@ const toSession = ({ statusIdx, userAgent, address, ...row }: SessionRow): Sessi
   ...(address !== null ? { address } : {}),
 });
 
+/** Sessions deleted per statement when pruning. */
+export const PRUNE_CHUNK = 200;
+
 export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStore {
   return {
     // Login's session + first token run on the driver, in one transaction (session-queries.ts).
@@ -83,17 +86,32 @@ export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStor
     },
 
     async pruneDead(endedBefore, revokedBefore) {
-      const { count } = await db.session.deleteMany({
-        where: {
-          OR: [
-            // Unrevoked: ended, or idle past its newest token's deadline, before the cutoff.
-            { revokedAt: null, OR: [{ expiresAt: { lt: endedBefore } }, { refreshTokens: { none: { expiresAt: { gte: endedBefore } } } }] },
-            // Revoked: only after the retention (its status list bit goes with the row).
-            { revokedAt: { lt: revokedBefore } },
-          ],
-        },
-      });
-      return { sessions: count };
+      const dead = {
+        OR: [
+          // Unrevoked: ended, or idle past its newest token's deadline, before the cutoff.
+          { revokedAt: null, OR: [{ expiresAt: { lt: endedBefore } }, { refreshTokens: { none: { expiresAt: { gte: endedBefore } } } }] },
+          // Revoked: only after the retention (its status list bit goes with the row).
+          { revokedAt: { lt: revokedBefore } },
+        ],
+      };
+      // In chunks of PRUNE_CHUNK sessions (their refresh tokens go with them): one DELETE of a
+      // million rows would hold SQLite's writer lock, and the event loop (the driver is
+      // synchronous), for seconds; between chunks, requests go on. Each DELETE repeats the
+      // condition, so a row that is no longer dead by then stays.
+      // One pass in id order (keyset): each chunk's SELECT walks the primary key from where the
+      // last one stopped, so the whole prune reads each row once, however many there are.
+      let sessions = 0;
+      let after: string | null = null;
+      for (;;) {
+        const where: object = after === null ? dead : { AND: [dead, { id: { gt: after } }] };
+        const ids = (await db.session.findMany({ where, select: { id: true }, orderBy: { id: "asc" }, take: PRUNE_CHUNK })).map((r) => r.id);
+        if (ids.length === 0) break;
+        sessions += (await db.session.deleteMany({ where: { AND: [dead, { id: { in: ids } }] } })).count;
+        if (ids.length < PRUNE_CHUNK) break;
+        after = ids.at(-1)!;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return { sessions };
     },
   };
 }
