@@ -13,6 +13,7 @@ import { migrate } from "../src/storage/prisma/migrate.ts";
 import { openPrismaStorage, type PrismaStorage } from "../src/storage/prisma/index.ts";
 import { PRUNE_CHUNK } from "../src/storage/prisma/sessions.ts";
 import { runCleanups, runDatabase } from "./lib/proc.ts";
+import { seedSessions } from "./lib/seed.ts";
 import { tempSqliteDatabase } from "../test/helpers/databases.ts";
 
 const N = Number(process.env.BENCH_PRUNE_SESSIONS ?? 1_000_000);
@@ -24,28 +25,9 @@ const T0 = new Date("2030-01-01T00:00:00.000Z");
 const DEAD_AT = new Date(T0.getTime() + 3600_000);
 const NOW = new Date(T0.getTime() + 2 * 86400_000);
 
-/** N dead sessions (ended an hour after T0), each with one refresh token, copied from one template row. */
-async function seed(s: PrismaStorage, userId: string, tag: string): Promise<void> {
-  const template = `tpl-${tag}`;
-  await s.sessions.start(
-    { id: template, userId, clientId: "bench", scope: "", createdAt: T0, expiresAt: DEAD_AT, revokedAt: null, revokedReason: null, statusIdx: null },
-    { id: `tok-${template}`, sessionId: template, hash: `hash-${template}`, parentId: null, createdAt: T0, expiresAt: DEAD_AT },
-  );
-  // 100,000 rows per statement: under the Postgres pool's 5 s query timeout.
-  for (let from = 1; from < N; from += 100_000) {
-    const to = Math.min(N - 1, from + 99_999);
-    const series =
-      s.flavor === "postgres"
-        ? `generate_series(${from}, ${to}) AS c(x)`
-        : `(WITH RECURSIVE c(x) AS (SELECT ${from} UNION ALL SELECT x + 1 FROM c WHERE x < ${to}) SELECT x FROM c) AS c`;
-    await s.db.$executeRawUnsafe(
-      `INSERT INTO "Session" ("id", "userId", "clientId", "scope", "createdAt", "expiresAt") SELECT '${tag}-' || c.x, t."userId", t."clientId", t."scope", t."createdAt", t."expiresAt" FROM "Session" t, ${series} WHERE t."id" = '${template}'`,
-    );
-    await s.db.$executeRawUnsafe(
-      `INSERT INTO "RefreshToken" ("id", "sessionId", "hash", "createdAt", "expiresAt") SELECT 'tok-${tag}-' || c.x, '${tag}-' || c.x, 'hash-${tag}-' || c.x, t."createdAt", t."expiresAt" FROM "RefreshToken" t, ${series} WHERE t."id" = 'tok-${template}'`,
-    );
-  }
-}
+/** N dead sessions (ended an hour after T0), each with one refresh token. */
+const seed = (s: PrismaStorage, userId: string, tag: string) =>
+  seedSessions(s, { tag, userId, clientId: "bench", count: N, createdAt: T0, expiresAt: DEAD_AT });
 
 interface Run {
   how: string;
