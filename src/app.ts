@@ -6,6 +6,7 @@ import formbody from "@fastify/formbody";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import { clientAddressOf, trustFunction } from "./http/client-address.ts";
+import { acceptEmptyJson } from "./http/empty-json.ts";
 import { registerErrorHandler } from "./http/plugins/errors.ts";
 import { securityHeaders, securityHeadersFor } from "./http/plugins/security-headers.ts";
 import { registerRateLimits } from "./http/plugins/rate-limits.ts";
@@ -91,14 +92,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     await api.register(formbody);
     await api.register(cors, { origin: config.allowedOrigins, credentials: true, methods: ["GET", "POST", "DELETE"] });
 
-    // Bodiless POSTs to the cookie endpoints still carry Content-Type: application/json (the
-    // CSRF check wants it); treat an empty JSON body as {} instead of failing.
-    const defaultJson = api.getDefaultJsonParser("error", "error");
-    api.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-      const text = typeof body === "string" ? body : body.toString("utf8");
-      if (text.trim() === "") return done(null, {});
-      return defaultJson(request, text, done);
-    });
+    acceptEmptyJson(api);
 
     tokenRoutes(api, services, limits);
     revocationIntrospectionRoutes(api, services, limits);

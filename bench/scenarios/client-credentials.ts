@@ -16,6 +16,19 @@ const GOAL = 0.5;
 /** Tessera's client_credentials throughput over node-oidc-provider's, same machine, same load. */
 const PEER_GOAL = 3;
 
+/** One side of a comparison: `connections` clients POSTing `body` to `base + path`. */
+const postSide = (base: string, pid: number, connections: number, path: string, headers: Record<string, string>, body: string): Side => ({
+  run: (seconds) =>
+    loadSlice({
+      url: base,
+      connections,
+      seconds,
+      graceful: true,
+      serverPid: pid,
+      setupClient: (c: autocannon.Client) => c.setRequests([{ method: "POST", path, headers, body }]),
+    }),
+});
+
 /** node-oidc-provider 9 in its own process (bench/baselines/oidc-provider-server.ts). */
 async function startPeer(alg: string): Promise<{ child: ReturnType<typeof spawnNode>; base: string; authorization: string }> {
   const port = await freePort();
@@ -77,17 +90,7 @@ export const clientCredentialsScenario: Scenario = {
       SIGNING_ALG: alg,
     });
     try {
-      const subjectSide: Side = {
-        run: (seconds) =>
-          loadSlice({
-            url: server.base,
-            connections,
-            seconds,
-            graceful: true,
-            serverPid: server.child.pid,
-            setupClient: (c: autocannon.Client) => c.setRequests([{ method: "POST", path: "/oauth/token", headers, body }]),
-          }),
-      };
+      const subjectSide = postSide(server.base, server.child.pid, connections, "/oauth/token", headers, body);
       const { base, subject } = await alternate(worker.side(), subjectSide, settings);
       line(`jose SignJWT ${alg}, concurrent (baseline)`, base.figure());
       line("POST /oauth/token client_credentials", subject.figure(), subject.failed ? subject.statusText() : "");
@@ -108,29 +111,8 @@ export const clientCredentialsScenario: Scenario = {
       return found;
     }
     try {
-      const peerSide: Side = {
-        run: (seconds) =>
-          loadSlice({
-            url: peer.base,
-            connections,
-            seconds,
-            graceful: true,
-            serverPid: peer.child.pid,
-            setupClient: (c: autocannon.Client) =>
-              c.setRequests([{ method: "POST", path: "/token", headers: { ...FORM, authorization: peer.authorization }, body: "grant_type=client_credentials&scope=read" }]),
-          }),
-      };
-      const subjectSide: Side = {
-        run: (seconds) =>
-          loadSlice({
-            url: server.base,
-            connections,
-            seconds,
-            graceful: true,
-            serverPid: server.child.pid,
-            setupClient: (c: autocannon.Client) => c.setRequests([{ method: "POST", path: "/oauth/token", headers, body }]),
-          }),
-      };
+      const peerSide = postSide(peer.base, peer.child.pid, connections, "/token", { ...FORM, authorization: peer.authorization }, "grant_type=client_credentials&scope=read");
+      const subjectSide = postSide(server.base, server.child.pid, connections, "/oauth/token", headers, body);
       const { base, subject } = await alternate(peerSide, subjectSide, settings);
       line("node-oidc-provider 9 POST /token (peer)", base.figure());
       line("Tessera POST /oauth/token client_credentials", subject.figure(), subject.failed ? subject.statusText() : "");

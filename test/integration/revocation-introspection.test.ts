@@ -441,7 +441,7 @@ describeEachDb("revocation and introspection", (flavor) => {
 
   it("a user disabled in the database without its sessions revoked (the race) cannot refresh either", async () => {
     const pair = await login(issuer.app);
-    expect(await issuer.services.storage.users.disable(pair.email, issuer.clock.now())).not.toBeNull();
+    expect(await issuer.services.storage.users.setDisabled(pair.userId, issuer.clock.now())).not.toBeNull();
     expectError(await refreshGrant(issuer.app, pair.refresh_token), 400, "invalid_grant");
     expectError(await passwordGrant(issuer.app, pair.email, PASSWORD), 400, "invalid_grant");
   });

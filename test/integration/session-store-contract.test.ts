@@ -104,7 +104,7 @@ function prismaTarget(flavor: Flavor): Target {
           return id;
         },
         async disable(userId, when) {
-          await s.users.disable(emails.get(userId)!, when);
+          await s.users.setDisabled(userId, when);
         },
         peers: (n) => Array.from({ length: n }, (_, i) => (i % 2 === 0 ? s : other!).sessions),
       };

@@ -22,8 +22,6 @@ export interface UserStore {
   /** throws EmailTakenError when the email exists */
   create(user: UserRecord): Promise<void>;
   updatePasswordHash(id: string, passwordHash: string): Promise<void>;
-  /** marks the user disabled (idempotent); null when there is no such user */
-  disable(email: string, at: Date): Promise<UserRecord | null>;
   /**
    * Disables the user at `at` (a disabled user keeps the first time), or enables them (`null`):
    * the user as it is now and whether this call changed it (of concurrent calls, one does), or

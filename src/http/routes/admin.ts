@@ -26,6 +26,7 @@ import { asActor } from "../../domain/audit.ts";
 import { authenticateBearer, InsufficientScope, InvalidToken, scopesOf } from "../../domain/tokens/bearer-access.ts";
 import type { Services } from "../../services.ts";
 import { bearerToken } from "../bearer-token.ts";
+import { acceptEmptyJson } from "../empty-json.ts";
 import * as s from "./admin-schemas.ts";
 
 export const ADMIN_PREFIX = "/admin/v1";
@@ -93,13 +94,7 @@ export async function adminRoutes(app: FastifyInstance, services: Services): Pro
     return status === 204 ? reply.send() : reply.send(result.json);
   }
 
-  // Bodiless POSTs (disable, enable, rotate) may still say application/json: an empty body is {}.
-  const defaultJson = app.getDefaultJsonParser("error", "error");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    const text = typeof body === "string" ? body : body.toString("utf8");
-    if (text.trim() === "") return done(null, {});
-    return defaultJson(request, text, done);
-  });
+  acceptEmptyJson(app);
   app.addHook("onRequest", authenticate);
 
   const read = { config: { access: "read" } } as const;

@@ -69,10 +69,5 @@ export function prismaUserStore(db: Db, queries: UserQueries): UserStore {
         from = rows.at(-1)!.email;
       }
     },
-    async disable(email, at) {
-      await db.user.updateMany({ where: { email, disabledAt: null }, data: { disabledAt: at } });
-      const r = await db.user.findUnique({ where: { email } });
-      return r ? toUser(r) : null;
-    },
   };
 }
