@@ -124,6 +124,11 @@ export interface Config {
   refreshCookiePath: "/" | "/auth";
   /** SESSION_METADATA: keep the User-Agent and address seen at login on the session (GET /account/sessions) */
   sessionMetadata: boolean;
+  /**
+   * WORKERS: server processes on this host under node:cluster (one listener shared by all); 1 = no
+   * cluster, the process serves itself; WORKERS=auto = one per core (os.availableParallelism())
+   */
+  workers: number;
 }
 
 /** At most `max` requests per `window` seconds. */
@@ -239,6 +244,9 @@ export function loadConfig(env: Env = process.env): Config {
   };
 
   const port = int("PORT", 3000, 0, 65535);
+  const workersRaw = str("WORKERS", "1").trim();
+  const workers = /^auto$/i.test(workersRaw) ? os.availableParallelism() : /^\d+$/.test(workersRaw) ? Number(workersRaw) : NaN;
+  if (!(workers >= 1 && workers <= 256)) problems.push(`WORKERS=${JSON.stringify(env.WORKERS)}: expected a whole number from 1 to 256, or auto (one per core)`);
   const host = str("HOST", "127.0.0.1");
   const issuer = url("ISSUER", str("ISSUER", `http://localhost:${port}`));
 
@@ -435,6 +443,7 @@ export function loadConfig(env: Env = process.env): Config {
     refreshCookieName,
     refreshCookiePath,
     sessionMetadata: bool("SESSION_METADATA", true),
+    workers: workers >= 1 && workers <= 256 ? workers : 1,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ ...config, argon2: Object.freeze(argon2), allowedOrigins: Object.freeze([...allowedOrigins]) as string[] });

@@ -2,11 +2,14 @@
 // writes the log and the AuditEvent table increments these), tokens issued by grant type (the
 // grant dispatch reports them), the password-hash queue, signing keys by state, and the
 // process's own metrics. Served by http/routes/metrics.ts.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { clusterMetrics, isClusterWorker } from "./cluster/ipc.ts";
 import type { Services } from "./services.ts";
 
 export interface Metrics {
   registry: Registry;
+  /** The scrape: this process's registry, or with WORKERS > 1 every worker's, summed by the primary. */
+  render(): Promise<{ contentType: string; body: string }>;
 }
 
 const registries = new WeakMap<Services, Metrics>();
@@ -21,6 +24,13 @@ export function metricsOf(services: Services): Metrics {
 function createMetrics(services: Services): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "tessera_" });
+  const clustered = isClusterWorker();
+  if (clustered) {
+    // Answer the primary's requests for this worker's metrics (prom-client's cluster protocol);
+    // constructing an AggregatorRegistry is what installs that listener in a worker.
+    AggregatorRegistry.setRegistries([registry]);
+    new AggregatorRegistry();
+  }
   const audit = new Counter({
     name: "tessera_audit_events_total",
     help: "Security-relevant events by type (reuse detected, grace retry, login failed, key rotated, ...)",
@@ -61,10 +71,15 @@ function createMetrics(services: Services): Metrics {
     help: "Signing keys this instance has loaded, by state and algorithm",
     labelNames: ["state", "alg"],
     registers: [registry],
+    // Every worker loads the same keys: summing them would count each key once per worker.
+    aggregator: "max",
     collect() {
       this.reset();
       for (const k of services.keys.keys) this.inc({ state: k.state, alg: k.alg });
     },
   });
-  return { registry };
+  const render = clustered
+    ? clusterMetrics
+    : async () => ({ contentType: registry.contentType, body: await registry.metrics() });
+  return { registry, render };
 }

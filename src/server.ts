@@ -1,5 +1,10 @@
 // Process entry: config, logger, migrations, key bootstrap, listen, graceful shutdown.
+// WORKERS > 1: this process becomes the cluster primary (cluster/primary.ts), which forks the
+// workers that run the rest of this file.
+import cluster from "node:cluster";
 import { buildApp } from "./app.ts";
+import { isClusterWorker, workerIndex, workerSiblings } from "./cluster/ipc.ts";
+import { runPrimary } from "./cluster/primary.ts";
 import { ConfigError, isLoopbackHost, loadConfig } from "./config.ts";
 import { buildMetricsApp, metricsOnPublicListener } from "./http/routes/metrics.ts";
 import { createLogger } from "./logger.ts";
@@ -19,16 +24,23 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel);
+  const root = createLogger(config.logLevel);
+  const worker = workerIndex();
+  const logger = worker === null ? root : root.child({ worker });
   try {
+    if (config.workers > 1 && cluster.isPrimary) {
+      await runPrimary(config, logger);
+      return;
+    }
     if (config.migrateOnStart) {
       await migrate(config.databaseUrl);
       logger.info("database migrations applied");
     }
-    const services = await createServices(config, logger);
+    const services = await createServices(config, logger, isClusterWorker() ? { siblings: workerSiblings() } : {});
     const app = await buildApp(services, logger);
-    // METRICS_PORT: /metrics on its own listener (an internal interface), fed by the same registry.
-    const metricsPort = config.metricsEnabled ? config.metricsPort : null;
+    // METRICS_PORT: /metrics on its own listener (an internal interface), fed by the same registry;
+    // in a cluster, the primary serves it with every worker's metrics.
+    const metricsPort = config.metricsEnabled && !isClusterWorker() ? config.metricsPort : null;
     const metricsApp = metricsPort !== null ? await buildMetricsApp(services, logger) : null;
 
     // Pick up rotations done by the script, the CLI or another instance.
@@ -36,8 +48,9 @@ async function main(): Promise<void> {
     // Token status lists: the bits revoked through another instance or the CLI, every ttl/2.
     services.statusLists.start();
 
+    // One pruner per host: in a cluster, worker 0 (a replacement keeps its index).
     const pruneTimer =
-      config.pruneInterval > 0
+      config.pruneInterval > 0 && (worker === null || worker === 0)
         ? setInterval(() => {
             pruneExpired(services.storage, services.clock, services.audit, config).catch((err: Error) =>
               logger.warn({ err: { message: err.message } }, "prune failed"),
@@ -75,6 +88,8 @@ async function main(): Promise<void> {
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
+    // A worker whose primary is gone (killed) must not keep serving on its own: drain and exit.
+    if (isClusterWorker()) process.once("disconnect", () => shutdown("disconnect"));
 
     const issuerUrl = new URL(config.issuer);
     if (issuerUrl.protocol === "http:" && !isLoopbackHost(issuerUrl.hostname)) {
@@ -85,7 +100,7 @@ async function main(): Promise<void> {
       await metricsApp.listen({ port: metricsPort, host: config.metricsHost });
       const host = config.metricsHost.includes(":") ? `[${config.metricsHost}]` : config.metricsHost;
       logger.info(`metrics listening on http://${host}:${metricsPort}/metrics`);
-    } else if (config.metricsEnabled && !metricsOnPublicListener(config)) {
+    } else if (config.metricsEnabled && !metricsOnPublicListener(config) && config.metricsPort === null && (worker === null || worker === 0)) {
       logger.warn(
         "/metrics is not served: set METRICS_PORT to serve it on its own listener (bound to METRICS_HOST, default 127.0.0.1), or METRICS_TOKEN to serve it here behind a bearer token; METRICS_ENABLED=false silences this",
       );

@@ -27,6 +27,9 @@ import { IssuedTokens } from "./domain/tokens/issued-tokens.ts";
 import { openPrismaStorage } from "./storage/prisma/index.ts";
 import type { KeyStore } from "./domain/keys/key-store.ts";
 import type { Storage } from "./storage/storage.ts";
+import { noSiblings, type Siblings } from "./cluster/ipc.ts";
+import type { RevocationListener } from "./domain/tokens/status-publisher.ts";
+import { migrate } from "./storage/prisma/migrate.ts";
 
 export interface Services {
   config: Config;
@@ -54,11 +57,14 @@ export interface Services {
   statusLists: StatusListPublisher;
   /** process state the HTTP layer reports (readiness turns off while draining) */
   lifecycle: { draining: boolean };
+  /** the other workers of this host (WORKERS > 1), told of revocations, key and client changes */
+  siblings: Siblings;
 }
 
 export interface ServiceOverrides {
   clock?: Clock;
   storage?: Storage;
+  siblings?: Siblings;
 }
 
 export function keyPolicy(config: Config): KeyPolicy {
@@ -113,6 +119,28 @@ function keysAndAudit(config: Config, storage: Storage, logger: AuditLogger, clo
   return { audit, keyStore, keyManager: createKeyManager(config, keyStore, audit, clock) };
 }
 
+/** The refresh-token HMAC secret: REFRESH_TOKEN_SECRET, or one the key store keeps (created on first use). */
+function refreshTokenSecret(config: Config, keyStore: KeyStore): Promise<Buffer> {
+  const envSecret = config.refreshTokenSecret;
+  return envSecret ? loadOrCreateSecret(config.keysDir, "refresh-token", envSecret) : keyStore.secret("refresh-token");
+}
+
+/**
+ * What a first start creates, done once before the workers of a cluster start (so they do not all
+ * race to): the migrations (MIGRATE_ON_START), the first signing key and the refresh-token secret.
+ */
+export async function prepareFirstStart(config: Config, logger: AuditLogger, clock: Clock = systemClock): Promise<void> {
+  if (config.migrateOnStart) await migrate(config.databaseUrl);
+  const storage = await openPrismaStorage(config.databaseUrl);
+  try {
+    const { keyStore, keyManager } = keysAndAudit(config, storage, logger, clock);
+    await keyManager.ensureInitialKey();
+    await refreshTokenSecret(config, keyStore);
+  } finally {
+    await storage.close();
+  }
+}
+
 /** What the operator commands run on: storage, audit trail, key store and key manager, users. */
 export async function createAdminServices(
   config: Config,
@@ -149,8 +177,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
     );
     await keyReloader.reload();
 
-    const envSecret = config.refreshTokenSecret;
-    const secret = envSecret ? await loadOrCreateSecret(config.keysDir, "refresh-token", envSecret) : await keyStore.secret("refresh-token");
+    const secret = await refreshTokenSecret(config, keyStore);
 
     const hasher = new PasswordHasher(config.argon2, {
       concurrency: config.passwordHashConcurrency,
@@ -184,8 +211,21 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       onRecovered: () => logger.info({}, "status lists rebuilt again"),
     });
     await statusLists.rebuild();
-    const sessions = new Sessions(storage.sessions, clock, secret, audit, config, statusIndices, statusLists);
+    // A revocation committed here: served by this worker's lists at once, and by its siblings'.
+    const siblings = overrides.siblings ?? noSiblings;
+    const revocations: RevocationListener = {
+      revoked: async () => {
+        siblings.publish({ type: "revoked" });
+        await statusLists.revoked();
+      },
+    };
+    const sessions = new Sessions(storage.sessions, clock, secret, audit, config, statusIndices, revocations);
     const clients = new Clients(storage.clients, config.clientCacheTtl);
+    siblings.subscribe((event) => {
+      if (event.type === "revoked") void statusLists.revoked();
+      else if (event.type === "keys-changed") void keyReloader.reload().catch(() => false);
+      else clients.forget(event.id);
+    });
     const users = createUsers(config, storage, hasher, audit, clock);
     const account = new Account({
       keys,
@@ -214,10 +254,11 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       sessions,
       account,
       lifecycle: { draining: false },
+      siblings,
       issuedTokens: new IssuedTokens(),
       statusIndices,
       statusLists,
-      revocation: new TokenRevocation({ keys, clock, issuer: config.issuer, sessions, revocations: storage.revocations, audit, statusLists }),
+      revocation: new TokenRevocation({ keys, clock, issuer: config.issuer, sessions, revocations: storage.revocations, audit, statusLists: revocations }),
       introspection: new TokenIntrospection({
         keys,
         clock,

@@ -35,7 +35,7 @@ export interface AdminContext {
 
 /** The admin API's context: the server's own services. */
 export function adminContextOf(services: Services): AdminContext {
-  const { config, clock, storage, audit, keyStore, keyManager, users, sessions, keyReloader, clients } = services;
+  const { config, clock, storage, audit, keyStore, keyManager, users, sessions, keyReloader, clients, siblings } = services;
   return {
     config,
     clock,
@@ -46,8 +46,15 @@ export function adminContextOf(services: Services): AdminContext {
     users,
     sessions: sessions.revocation,
     // Best effort: a failed reload leaves the change to the reloader's next run (KEYS_RELOAD_INTERVAL).
-    keysChanged: async () => void (await keyReloader.reload().catch(() => false)),
-    clientChanged: (id) => clients.forget(id),
+    // The other workers of this host (WORKERS > 1) reload or forget at once too.
+    keysChanged: async () => {
+      siblings.publish({ type: "keys-changed" });
+      await keyReloader.reload().catch(() => false);
+    },
+    clientChanged: (id) => {
+      siblings.publish({ type: "client-changed", id });
+      clients.forget(id);
+    },
     close: async () => undefined,
   };
 }

@@ -13,6 +13,7 @@ import { buildApp } from "../../src/app.ts";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { FakeClock } from "./fake-clock.ts";
 import { createLogger } from "../../src/logger.ts";
+import type { Siblings } from "../../src/cluster/ipc.ts";
 import { createServices, type Services } from "../../src/services.ts";
 import { openPrismaStorage, type PrismaStorage } from "../../src/storage/prisma/index.ts";
 import { createPgDatabase, tempSqliteDatabase, type TempDatabase } from "./databases.ts";
@@ -73,6 +74,8 @@ export interface IssuerOptions {
   /** reuse an existing database / keys dir (e.g. a second instance) */
   databaseUrl?: string;
   keysDir?: string;
+  /** the other workers of its host (test/helpers/siblings.ts links instances as a cluster would) */
+  siblings?: Siblings;
 }
 
 export async function startIssuer(flavor: Flavor, opts: IssuerOptions = {}): Promise<TestIssuer> {
@@ -97,7 +100,7 @@ export async function startIssuer(flavor: Flavor, opts: IssuerOptions = {}): Pro
   const logs = new LogCapture();
   const logger = createLogger(config.logLevel, logs);
   const storage = await openPrismaStorage(db.url);
-  const services = await createServices(config, logger, { clock, storage });
+  const services = await createServices(config, logger, { clock, storage, ...(opts.siblings ? { siblings: opts.siblings } : {}) });
   const app = await buildApp(services, logger);
   await app.ready();
   return {

@@ -1,3 +1,4 @@
+import os from "node:os";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseDuration } from "../../src/config.ts";
 
@@ -130,6 +131,15 @@ describe("config", () => {
     expect(() => loadConfig({ METRICS_PORT: "3000" })).toThrow(/METRICS_PORT=3000: must differ from PORT/);
     expect(() => loadConfig({ PORT: "8080", METRICS_PORT: "8080" })).toThrow(/METRICS_PORT/);
     for (const bad of ["0", "65536", "metrics", "-1"]) expect(() => loadConfig({ METRICS_PORT: bad }), bad).toThrow(/METRICS_PORT/);
+  });
+
+  it("WORKERS: 1 by default, a number, or auto (one per core); anything else is refused", () => {
+    expect(loadConfig({}).workers).toBe(1);
+    expect(loadConfig({ WORKERS: "4" }).workers).toBe(4);
+    expect(loadConfig({ WORKERS: "auto" }).workers).toBe(os.availableParallelism());
+    for (const bad of ["0", "-1", "two", "1.5", "257"]) {
+      expect(() => loadConfig({ WORKERS: bad }), bad).toThrow(/WORKERS=.*expected a whole number from 1 to 256, or auto/);
+    }
   });
 
   it("refuses a long reuse grace window", () => {

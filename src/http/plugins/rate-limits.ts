@@ -2,8 +2,8 @@
 // they stop one address from trying more than a few dozen passwords a minute (or registering,
 // refreshing, or failing client authentication in bulk), without touching other addresses.
 //
-// Counters live in memory per instance, or in Redis (REDIS_URL) so that every instance shares
-// them. When Redis cannot be reached the limits fall back to per-instance counters: the issuer
+// Counters live in memory per instance (with WORKERS > 1, in the cluster primary, shared by the
+// host's workers), or in Redis (REDIS_URL) so that every instance shares them. When Redis cannot be reached the limits fall back to per-instance counters: the issuer
 // keeps serving and keeps limiting (each instance counts on its own) until Redis returns. It does
 // not fail closed: refusing every login because a cache is down would turn a Redis outage into
 // an authentication outage, and the database-backed account throttle still caps password
@@ -15,6 +15,7 @@ import { Redis } from "ioredis";
 import type { Config, RateLimit } from "../../config.ts";
 import { TooManyRequests } from "../../domain/errors.ts";
 import { addressKey } from "../client-address.ts";
+import { isClusterWorker, primaryRate, type RateOp } from "../../cluster/ipc.ts";
 
 /** The store contract of @fastify/rate-limit (store/LocalStore.js, store/RedisStore.js). */
 type Counted = { current: number; ttl: number };
@@ -47,6 +48,25 @@ class FallbackStore implements Store {
   }
   child(routeOptions: Record<string, unknown>): Store {
     return new FallbackStore(this.shared.child(routeOptions), this.local.child(routeOptions), this.onError);
+  }
+}
+
+/** A cluster worker's counters, kept by the primary for every worker of the host (cluster/primary.ts). */
+class PrimaryStore implements Store {
+  #op(op: RateOp, key: string, cb: Callback, timeWindow: number, max: number): void {
+    primaryRate(op, key, timeWindow, max).then(
+      (res) => cb(null, res),
+      (err: Error) => cb(err),
+    );
+  }
+  incr(key: string, cb: Callback, timeWindow: number, max: number): void {
+    this.#op("incr", key, cb, timeWindow, max);
+  }
+  read(key: string, cb: Callback, timeWindow: number, max: number): void {
+    this.#op("read", key, cb, timeWindow, max);
+  }
+  child(): Store {
+    return this; // keys carry the limiter's name; the primary keeps one table
   }
 }
 
@@ -106,6 +126,19 @@ export async function registerRateLimits(app: FastifyInstance, config: Config, l
     // object hands it ours.
     store = function SharedStore() {
       return new FallbackStore(new RedisStore(false, false, redis, prefix), new LocalStore(false, false, 20_000), onError);
+    } as unknown as new () => Store;
+  } else if (isClusterWorker()) {
+    // The host's workers count together in the primary; if it does not answer in time, this
+    // worker counts on its own (never fails the request, as with Redis).
+    let degraded = false;
+    const onError = (err: Error) => {
+      if (degraded) return;
+      degraded = true;
+      logger.warn({ err: { message: err.message } }, "rate limits: the cluster primary did not answer; this worker counts on its own meanwhile");
+      setTimeout(() => (degraded = false), 60_000).unref();
+    };
+    store = function ClusterStore() {
+      return new FallbackStore(new PrimaryStore(), new LocalStore(false, false, 20_000), onError);
     } as unknown as new () => Store;
   }
   await app.register(rateLimit, { global: false, ...(store ? { store: store as never } : { cache: 20_000 }) });

@@ -32,20 +32,30 @@ export function publicMetricsRoutes(app: FastifyInstance, services: Services, me
 }
 
 /** The METRICS_PORT listener: /metrics and nothing else, same headers and error shapes. */
-export async function buildMetricsApp(services: Services, logger: Logger): Promise<FastifyInstance> {
+export function buildMetricsApp(services: Services, logger: Logger): Promise<FastifyInstance> {
+  return buildMetricsListener(services.config, logger, metricsOf(services), services.storage.isUnavailable);
+}
+
+/** The METRICS_PORT listener over any source of metrics (the cluster primary's: every worker's). */
+export async function buildMetricsListener(
+  config: Config,
+  logger: Logger,
+  metrics: Pick<Metrics, "render">,
+  isUnavailable: (err: unknown) => boolean,
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // No line per scrape: the scraper's own logs say when it scraped.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   });
-  await app.register(securityHeaders, { config: services.config });
-  registerErrorHandler(app, services.storage.isUnavailable);
-  metricsRoute(app, services.config.metricsToken, metricsOf(services));
+  await app.register(securityHeaders, { config });
+  registerErrorHandler(app, isUnavailable);
+  metricsRoute(app, config.metricsToken, metrics);
   return app;
 }
 
-function metricsRoute(app: FastifyInstance, token: string | null, metrics: Metrics): void {
+function metricsRoute(app: FastifyInstance, token: string | null, metrics: Pick<Metrics, "render">): void {
   app.get("/metrics", { schema: metricsSchema }, async (request, reply) => {
     if (token !== null) {
       const presented = Buffer.from(/^Bearer (.+)$/i.exec(request.headers.authorization ?? "")?.[1] ?? "");
@@ -58,6 +68,7 @@ function metricsRoute(app: FastifyInstance, token: string | null, metrics: Metri
           .send({ error: "invalid_token", error_description: "A valid metrics token is required." });
       }
     }
-    return reply.header("content-type", metrics.registry.contentType).header("cache-control", "no-store").send(await metrics.registry.metrics());
+    const { contentType, body } = await metrics.render();
+    return reply.header("content-type", contentType).header("cache-control", "no-store").send(body);
   });
 }

@@ -1,0 +1,220 @@
+// WORKERS=2: the server as an operator runs it on a multi-core host, one primary and two workers
+// behind one port (node:cluster). Every request below goes on a new connection, which the primary
+// hands to the workers in turn; the request log's `worker` field says which one served it, and
+// each test checks that both did, so what it asserts holds whichever worker a client reaches.
+import { readdirSync, readFileSync } from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { inflateSync } from "node:zlib";
+import { decodeJwt } from "jose";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { describeEachDb, freshDatabase, PASSWORD, statusRefOf, uniqueEmail } from "../helpers/issuer.ts";
+import { freePort } from "../helpers/ports.ts";
+import { killAllIssuers, spawnIssuer, type IssuerProcess } from "../helpers/process.ts";
+
+const ORIGIN = "https://app.test";
+
+/** One request on a connection of its own (no keep-alive), so the primary picks a worker for it. */
+function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? "GET", headers: opts.headers, agent: false, timeout: 15_000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("timeout", () => req.destroy(new Error(`${url}: timed out`)));
+    req.on("error", reject);
+    req.end(opts.body);
+  });
+}
+const formPost = (url: string, params: Record<string, string>, headers: Record<string, string> = {}) =>
+  request(url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: new URLSearchParams(params).toString() });
+
+/** Which workers served requests to `urlPath` since log line `from`. */
+function workersServing(proc: IssuerProcess, urlPath: string, from: number): Set<unknown> {
+  return new Set(
+    proc
+      .logs()
+      .slice(from)
+      .filter((l) => l.msg === "request" && l.path === urlPath)
+      .map((l) => l.worker),
+  );
+}
+
+/** The pids of the primary's worker processes (not the build tool's helpers). */
+function workerPids(primary: number): number[] {
+  const kids = readFileSync(`/proc/${primary}/task/${primary}/children`, "utf8").split(/\s+/).filter(Boolean).map(Number);
+  return kids.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("server.ts");
+    } catch {
+      return false;
+    }
+  });
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
+  let proc: IssuerProcess;
+  let base: string;
+  let metricsUrl: string;
+  let keysDir: string;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    const db = await freshDatabase(flavor);
+    drop = db.drop;
+    keysDir = mkdtempSync(path.join(os.tmpdir(), "tessera-cluster-keys-"));
+    const metricsPort = await freePort();
+    metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    proc = spawnIssuer({
+      WORKERS: "2",
+      PORT: "0",
+      HOST: "127.0.0.1",
+      ISSUER: "https://issuer.test",
+      ALLOWED_ORIGINS: ORIGIN,
+      KEYS_DIR: keysDir,
+      DATABASE_URL: db.url,
+      COOKIE_SECURE: "false",
+      LOG_LEVEL: "info",
+      PRUNE_INTERVAL: "0",
+      METRICS_PORT: String(metricsPort),
+      // Far timers: what a worker learns from its sibling, it cannot have learned from them.
+      STATUS_LIST_TTL: "3600",
+      KEYS_RELOAD_INTERVAL: "3600",
+      RATE_LIMIT_CLIENT_AUTH_FAILURES: "4/1m",
+      RATE_LIMIT_PASSWORD: "0",
+      RATE_LIMIT_REGISTER: "0",
+    });
+    const port = await proc.until(() => {
+      for (const line of proc.stdout) {
+        const m = /Tessera listening on http:\/\/127\.0\.0\.1:(\d+) with 2 workers/.exec(line);
+        if (m) return Number(m[1]);
+      }
+      return undefined;
+    }, "both workers listening", 90_000);
+    base = `http://127.0.0.1:${port}`;
+  }, 120_000);
+
+  afterAll(async () => {
+    await killAllIssuers();
+    await drop?.();
+    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+  });
+
+  it("the first start creates one signing key for the host, which every worker serves", async () => {
+    expect(readdirSync(keysDir).filter((n) => n.endsWith(".json") && !n.startsWith(".")), proc.output()).toHaveLength(1);
+    const from = proc.logs().length;
+    const bodies = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const res = await request(`${base}/.well-known/jwks.json`);
+      expect(res.status).toBe(200);
+      bodies.add(res.body);
+    }
+    expect(bodies.size).toBe(1);
+    expect((JSON.parse([...bodies][0]!) as { keys: unknown[] }).keys).toHaveLength(1);
+    expect(workersServing(proc, "/.well-known/jwks.json", from)).toEqual(new Set([0, 1]));
+  });
+
+  it("a session revoked through one worker is revoked in every worker's status list at once", async () => {
+    const email = uniqueEmail("cluster");
+    expect((await request(`${base}/auth/register`, { method: "POST", headers: { "content-type": "application/json", origin: ORIGIN }, body: JSON.stringify({ email, password: PASSWORD }) })).status).toBe(201);
+    const login = await formPost(`${base}/oauth/token`, { grant_type: "password", username: email, password: PASSWORD, client_id: "web" });
+    expect(login.status, login.body).toBe(200);
+    const { access_token, refresh_token } = JSON.parse(login.body) as { access_token: string; refresh_token: string };
+    const ref = statusRefOf(access_token)!;
+    const listPath = new URL(ref.uri).pathname;
+    const bit = async () => {
+      const res = await request(`${base}${listPath}`);
+      expect(res.status).toBe(200);
+      const { lst } = decodeJwt(res.body).status_list as { lst: string };
+      const bytes = inflateSync(Buffer.from(lst, "base64url"));
+      return ((bytes[ref.idx >> 3] ?? 0) >> (ref.idx & 7)) & 1;
+    };
+    expect(await bit()).toBe(0);
+    expect((await formPost(`${base}/oauth/revoke`, { token: refresh_token, client_id: "web" })).status).toBe(200);
+    // The sibling rebuilds its lists as soon as it hears of the revocation: within a moment, not
+    // at its next rebuild (STATUS_LIST_TTL=3600 here: half an hour away).
+    const from = proc.logs().length;
+    await vi.waitFor(
+      async () => {
+        for (let i = 0; i < 6; i++) expect(await bit()).toBe(1);
+      },
+      { timeout: 3000, interval: 50 },
+    );
+    expect(workersServing(proc, listPath, from)).toEqual(new Set([0, 1]));
+  });
+
+  it("one scrape of METRICS_PORT sums what every worker counted", async () => {
+    const registered = async () => {
+      const res = await request(metricsUrl);
+      expect(res.status).toBe(200);
+      return { text: res.body, n: Number(/^tessera_audit_events_total\{type="user\.registered"\} (\d+)/m.exec(res.body)?.[1] ?? 0) };
+    };
+    const before = (await registered()).n;
+    const from = proc.logs().length;
+    for (let i = 0; i < 4; i++) {
+      const res = await request(`${base}/auth/register`, { method: "POST", headers: { "content-type": "application/json", origin: ORIGIN }, body: JSON.stringify({ email: uniqueEmail("metrics"), password: PASSWORD }) });
+      expect(res.status).toBe(201);
+    }
+    expect(workersServing(proc, "/auth/register", from)).toEqual(new Set([0, 1]));
+    const after = await registered();
+    expect(after.n - before).toBe(4);
+    // Both workers load the same one key: it is counted once.
+    expect(after.text).toMatch(/^tessera_signing_keys\{state="active",alg="ES256"\} 1$/m);
+  });
+
+  it("a worker that dies is replaced, and the other serves meanwhile", async () => {
+    const pids = workerPids(proc.pid);
+    expect(pids).toHaveLength(2);
+    const victim = pids[0]!;
+    const listening = () => proc.logs().filter((l) => typeof l.msg === "string" && /^Tessera listening on .*\(issuer/.test(l.msg)).length;
+    const listenedBefore = listening();
+    process.kill(victim, "SIGKILL");
+    await proc.until(() => (proc.logs().some((l) => l.msg === "worker exited; starting another" && l.signal === "SIGKILL") ? true : undefined), "the worker's exit", 10_000);
+    // Served by the one left while the replacement starts.
+    expect((await request(`${base}/.well-known/jwks.json`)).status).toBe(200);
+    await proc.until(() => (listening() > listenedBefore ? true : undefined), "the replacement listening", 60_000);
+    const now = workerPids(proc.pid);
+    expect(now).toHaveLength(2);
+    expect(now).not.toContain(victim);
+    const from = proc.logs().length;
+    for (let i = 0; i < 6; i++) expect((await request(`${base}/.well-known/jwks.json`)).status).toBe(200);
+    expect(workersServing(proc, "/.well-known/jwks.json", from)).toEqual(new Set([0, 1]));
+  });
+
+  // Last but one: the address is refused client authentication for a minute after it.
+  it("a rate limit counts for the host, not for each worker", async () => {
+    const from = proc.logs().length;
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const res = await formPost(`${base}/oauth/token`, { grant_type: "client_credentials" }, { authorization: `Basic ${Buffer.from("nobody:wrong").toString("base64")}` });
+      statuses.push(res.status);
+    }
+    // RATE_LIMIT_CLIENT_AUTH_FAILURES=4/1m: four failures, then refused; two workers counting on
+    // their own would have let eight through.
+    expect(statuses).toEqual([401, 401, 401, 401, 429, 429, 429, 429, 429, 429]);
+    expect(workersServing(proc, "/oauth/token", from)).toEqual(new Set([0, 1]));
+  });
+
+  it("SIGTERM drains every worker; the primary exits 0 and leaves none behind", async () => {
+    const pids = workerPids(proc.pid);
+    expect(pids).toHaveLength(2);
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited(30_000), proc.tail(30)).toEqual({ code: 0, signal: null });
+    const drained = proc.logs().filter((l) => l.msg === "shutdown complete").map((l) => l.worker);
+    expect(new Set(drained)).toEqual(new Set([0, 1]));
+    expect(pids.filter(alive)).toEqual([]);
+  });
+});
