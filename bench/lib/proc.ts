@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createPgDatabase, type TempDatabase } from "../../test/helpers/databases.ts";
-import { baseEnv, liveChildren, spawnNode, type NodeChild } from "../../test/helpers/process.ts";
+import { baseEnv, descendants, liveChildren, spawnNode, type NodeChild } from "../../test/helpers/process.ts";
 import type { Side, Slice } from "./slices.ts";
 
 const tempDirs = new Set<string>();
@@ -145,8 +145,15 @@ export class JsonWorker {
 
 let clockTicks: number | undefined;
 
-/** utime + stime of a process (all its threads), ms; NaN if it is gone. */
+/**
+ * utime + stime of a process (all its threads) and of its live descendants (a WORKERS > 1
+ * server's workers), ms; NaN if it is gone.
+ */
 export function cpuTimeMs(pid: number): number {
+  return descendants(pid).reduce((sum, child) => sum + (ownCpuTimeMs(child) || 0), ownCpuTimeMs(pid));
+}
+
+function ownCpuTimeMs(pid: number): number {
   try {
     clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

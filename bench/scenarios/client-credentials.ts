@@ -12,12 +12,12 @@ import { heading, line } from "../lib/report.ts";
 import { alternate, type Side } from "../lib/slices.ts";
 import { Findings, type Scenario } from "./scenario.ts";
 
-const GOAL = 0.5;
+const GOAL = 0.6;
 /** Tessera's client_credentials throughput over node-oidc-provider's, same machine, same load. */
 const PEER_GOAL = 3;
 
 /** One side of a comparison: `connections` clients POSTing `body` to `base + path`. */
-const postSide = (base: string, pid: number, connections: number, path: string, headers: Record<string, string>, body: string): Side => ({
+export const postSide = (base: string, pid: number, connections: number, path: string, headers: Record<string, string>, body: string): Side => ({
   run: (seconds) =>
     loadSlice({
       url: base,
@@ -56,7 +56,7 @@ async function startPeer(alg: string): Promise<{ child: ReturnType<typeof spawnN
 }
 
 /** A confidential client made with the admin CLI, on the server's own database and keys. */
-async function createBenchClient(databaseUrl: string, keysDir: string): Promise<{ id: string; secret: string }> {
+export async function createBenchClient(databaseUrl: string, keysDir: string): Promise<{ id: string; secret: string }> {
   const r = await runCli(
     ["clients", "create", "--name", "bench", "--confidential", "--grant-types", "client_credentials", "--scopes", "read", "--json"],
     { ...benchEnv(), DATABASE_URL: databaseUrl, KEYS_DIR: keysDir, MIGRATE_ON_START: "false" },

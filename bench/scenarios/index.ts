@@ -6,9 +6,10 @@ import { loginScenario } from "./login.ts";
 import { memoryScenario } from "./memory.ts";
 import { refreshScenario } from "./refresh.ts";
 import type { Scenario } from "./scenario.ts";
+import { workersScenario } from "./workers.ts";
 
 export const scenarios: ReadonlyMap<string, Scenario> = new Map(
-  [jwksScenario, loginScenario, refreshScenario, clientCredentialsScenario, memoryScenario].map((s) => [s.key, s]),
+  [jwksScenario, loginScenario, refreshScenario, clientCredentialsScenario, workersScenario, memoryScenario].map((s) => [s.key, s]),
 );
 
 export { Findings, type Flavor, type Scenario, type ScenarioContext, type ScenarioResult, type Server, type Settings } from "./scenario.ts";

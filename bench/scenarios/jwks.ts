@@ -7,7 +7,7 @@ import { heading, line } from "../lib/report.ts";
 import { alternate, type Side } from "../lib/slices.ts";
 import { Findings, type Scenario } from "./scenario.ts";
 
-const GOAL = 0.8;
+const GOAL = 0.9;
 
 async function startHello() {
   const port = await freePort();

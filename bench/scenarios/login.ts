@@ -7,7 +7,7 @@ import { heading, line, note } from "../lib/report.ts";
 import { alternate, type Side } from "../lib/slices.ts";
 import { Findings, type Scenario } from "./scenario.ts";
 
-const GOAL = 0.9;
+const GOAL = 0.95;
 
 export const loginScenario: Scenario = {
   key: "login",

@@ -10,7 +10,7 @@ import { heading, line, note } from "../lib/report.ts";
 import { alternate, type Side } from "../lib/slices.ts";
 import { Findings, type Scenario } from "./scenario.ts";
 
-const GOAL = 0.25;
+const GOAL = 0.5;
 /** raw pg baseline: pool size and requests in flight */
 const PG_BASELINE_POOL = 10;
 const PG_BASELINE_CONCURRENCY = 64;

@@ -45,6 +45,8 @@ export interface ScenarioContext {
   /** Postgres admin URL ("" without Postgres) */
   pgAdminUrl: string;
   settings: Settings;
+  /** another Tessera on the same database and keys, with `env` over the run's (stopped by the caller) */
+  startServer(env: Record<string, string>): Promise<Server>;
 }
 
 export interface ScenarioResult {
