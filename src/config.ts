@@ -405,8 +405,9 @@ export function loadConfig(env: Env = process.env): Config {
     allowedOrigins,
     argon2,
     // One argon2 (p=1) per core: more only queues inside libuv's pool, where it delays the
-    // signing and hashing work that shares those threads.
-    passwordHashConcurrency: int("PASSWORD_HASH_CONCURRENCY", os.availableParallelism(), 1, 256),
+    // signing and hashing work that shares those threads. With WORKERS, the host's cores are
+    // shared among the workers.
+    passwordHashConcurrency: int("PASSWORD_HASH_CONCURRENCY", Math.max(1, Math.floor(os.availableParallelism() / (workers >= 1 && workers <= 256 ? workers : 1))), 1, 256),
     passwordHashQueue: int("PASSWORD_HASH_QUEUE", 256, 0, 100000),
     pruneInterval: duration("PRUNE_INTERVAL", 3600, 0),
     auditRetention: duration("AUDIT_RETENTION", 90 * 86400, 86400),

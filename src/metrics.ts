@@ -2,8 +2,8 @@
 // writes the log and the AuditEvent table increments these), tokens issued by grant type (the
 // grant dispatch reports them), the password-hash queue, signing keys by state, and the
 // process's own metrics. Served by http/routes/metrics.ts.
-import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import { clusterMetrics, isClusterWorker } from "./cluster/ipc.ts";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { answerMetricsWith, clusterMetrics, isClusterWorker } from "./cluster/ipc.ts";
 import type { Services } from "./services.ts";
 
 export interface Metrics {
@@ -25,12 +25,8 @@ function createMetrics(services: Services): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "tessera_" });
   const clustered = isClusterWorker();
-  if (clustered) {
-    // Answer the primary's requests for this worker's metrics (prom-client's cluster protocol);
-    // constructing an AggregatorRegistry is what installs that listener in a worker.
-    AggregatorRegistry.setRegistries([registry]);
-    new AggregatorRegistry();
-  }
+  // The primary collects this registry for a scrape (cluster/primary.ts).
+  if (clustered) answerMetricsWith(registry);
   const audit = new Counter({
     name: "tessera_audit_events_total",
     help: "Security-relevant events by type (reuse detected, grace retry, login failed, key rotated, ...)",

@@ -86,10 +86,10 @@ async function main(): Promise<void> {
           process.exit(1);
         });
     };
-    process.once("SIGTERM", () => shutdown("SIGTERM"));
-    process.once("SIGINT", () => shutdown("SIGINT"));
-    // A worker whose primary is gone (killed) must not keep serving on its own: drain and exit.
-    if (isClusterWorker()) process.once("disconnect", () => shutdown("disconnect"));
+    // on, not once: a cluster worker can get the signal twice (from its process group, as with
+    // Ctrl-C or systemd, and from the primary); the second must not kill it mid-drain.
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
 
     const issuerUrl = new URL(config.issuer);
     if (issuerUrl.protocol === "http:" && !isLoopbackHost(issuerUrl.hostname)) {

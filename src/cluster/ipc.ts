@@ -6,10 +6,11 @@
 //   Other hosts still learn at those timers, as they always have.
 // - Rate limits: without REDIS_URL, the per-address counters live in the primary, so a limit means
 //   the same per host with one worker or eight (with REDIS_URL they live in Redis, as before).
-// - Metrics: a scrape gets the sum over every worker (prom-client's AggregatorRegistry).
+// - Metrics: a scrape gets the sum over every listening worker (prom-client's aggregation).
 //
 // Every message carries a `tessera` field, so it never mixes with prom-client's own messages.
 import cluster from "node:cluster";
+import type { Registry } from "prom-client";
 
 /** What one worker changed that its siblings should act on now. */
 export type SiblingEvent = { type: "revoked" } | { type: "keys-changed" } | { type: "client-changed"; id: string };
@@ -30,14 +31,16 @@ export type RateOp = "incr" | "read";
 export type ToPrimary =
   | { tessera: "sibling"; event: SiblingEvent }
   | { tessera: "rate"; id: number; op: RateOp; key: string; timeWindow: number; max: number }
-  | { tessera: "metrics"; id: number };
+  | { tessera: "metrics"; id: number }
+  | { tessera: "collected"; id: number; metrics: unknown[] };
 
 /** primary -> worker */
 export type ToWorker =
   | { tessera: "sibling"; event: SiblingEvent }
   | { tessera: "rate"; id: number; current: number; ttl: number }
   | { tessera: "metrics"; id: number; contentType: string; body: string }
-  | { tessera: "failed"; id: number; message: string };
+  | { tessera: "failed"; id: number; message: string }
+  | { tessera: "collect"; id: number };
 
 /** The environment variable the primary gives each worker: its index, 0..WORKERS-1, kept across restarts. */
 export const WORKER_INDEX_ENV = "TESSERA_WORKER_INDEX";
@@ -49,7 +52,8 @@ export function workerIndex(): number | null {
   return Number.isInteger(n) && n >= 0 ? n : null;
 }
 
-export const isClusterWorker = (): boolean => cluster.isWorker && typeof process.send === "function";
+/** A worker forked by Tessera's primary (not any cluster parent, such as a process manager's). */
+export const isClusterWorker = (): boolean => cluster.isWorker && typeof process.send === "function" && process.env[WORKER_INDEX_ENV] !== undefined;
 
 export function isSiblingEvent(e: unknown): e is SiblingEvent {
   if (!e || typeof e !== "object") return false;
@@ -59,6 +63,7 @@ export function isSiblingEvent(e: unknown): e is SiblingEvent {
 
 const pending = new Map<number, { resolve: (m: ToWorker) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
 const siblingHandlers: Array<(event: SiblingEvent) => void> = [];
+let ownMetrics: Registry | null = null;
 let nextId = 1;
 let listening = false;
 
@@ -70,6 +75,14 @@ function listen(): void {
     const msg = raw as ToWorker;
     if (msg.tessera === "sibling") {
       if (isSiblingEvent(msg.event)) for (const h of siblingHandlers) h(msg.event);
+      return;
+    }
+    if (msg.tessera === "collect") {
+      const registry = ownMetrics;
+      void (registry ? registry.getMetricsAsJSON() : Promise.resolve([])).then(
+        (metrics) => send({ tessera: "collected", id: msg.id, metrics }),
+        () => send({ tessera: "collected", id: msg.id, metrics: [] }),
+      );
       return;
     }
     const waiting = pending.get(msg.id);
@@ -114,6 +127,12 @@ export async function primaryRate(op: RateOp, key: string, timeWindow: number, m
   const res = await ask({ tessera: "rate", id: nextId++, op, key, timeWindow, max }, 300);
   if (res.tessera !== "rate") throw new Error("unexpected answer from the cluster primary");
   return { current: res.current, ttl: res.ttl };
+}
+
+/** This worker's registry, which the primary collects for a scrape. */
+export function answerMetricsWith(registry: Registry): void {
+  ownMetrics = registry;
+  listen();
 }
 
 /** The metrics of every worker of this host, summed by the primary. */

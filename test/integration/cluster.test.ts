@@ -96,6 +96,8 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
       RATE_LIMIT_CLIENT_AUTH_FAILURES: "4/1m",
       RATE_LIMIT_PASSWORD: "0",
       RATE_LIMIT_REGISTER: "0",
+      // A drain that takes a moment: a second signal arriving meanwhile must not cut it short.
+      SHUTDOWN_DELAY: "1",
     });
     const port = await proc.until(() => {
       for (const line of proc.stdout) {
@@ -183,8 +185,12 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
     const listenedBefore = listening();
     process.kill(victim, "SIGKILL");
     await proc.until(() => (proc.logs().some((l) => l.msg === "worker exited; starting another" && l.signal === "SIGKILL") ? true : undefined), "the worker's exit", 10_000);
-    // Served by the one left while the replacement starts.
+    // Served by the one left while the replacement starts; a scrape meanwhile answers with the
+    // workers that are listening, and counts the restart.
     expect((await request(`${base}/.well-known/jwks.json`)).status).toBe(200);
+    const scrape = await request(metricsUrl);
+    expect(scrape.status, scrape.body).toBe(200);
+    expect(scrape.body).toMatch(/^tessera_worker_restarts_total 1$/m);
     await proc.until(() => (listening() > listenedBefore ? true : undefined), "the replacement listening", 60_000);
     const now = workerPids(proc.pid);
     expect(now).toHaveLength(2);
@@ -208,13 +214,44 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
     expect(workersServing(proc, "/oauth/token", from)).toEqual(new Set([0, 1]));
   });
 
-  it("SIGTERM drains every worker; the primary exits 0 and leaves none behind", async () => {
+  it("SIGTERM to the whole process group (Ctrl-C, systemd) drains every worker once; the primary exits 0 and leaves none behind", async () => {
     const pids = workerPids(proc.pid);
     expect(pids).toHaveLength(2);
-    proc.child.kill("SIGTERM");
+    // As a process group gets it: each worker hears it from the group and again from the primary.
+    for (const pid of [...pids, proc.pid]) process.kill(pid, "SIGTERM");
     expect(await proc.exited(30_000), proc.tail(30)).toEqual({ code: 0, signal: null });
     const drained = proc.logs().filter((l) => l.msg === "shutdown complete").map((l) => l.worker);
     expect(new Set(drained)).toEqual(new Set([0, 1]));
     expect(pids.filter(alive)).toEqual([]);
   });
+});
+
+describeEachDb("WORKERS=2: shutdown while a worker is being replaced", (flavor) => {
+  let drop: () => Promise<void>;
+  let keysDir: string;
+  afterAll(async () => {
+    await killAllIssuers();
+    await drop?.();
+    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+  });
+
+  it("SIGTERM during the restart delay stops the primary at once with exit 0", async () => {
+    const db = await freshDatabase(flavor);
+    drop = db.drop;
+    keysDir = mkdtempSync(path.join(os.tmpdir(), "tessera-cluster-keys-"));
+    // With METRICS_PORT, as in production: its listener keeps the primary's event loop alive.
+    const metricsPort = await freePort();
+    const proc = spawnIssuer({ WORKERS: "2", PORT: "0", HOST: "127.0.0.1", ISSUER: "https://issuer.test", KEYS_DIR: keysDir, DATABASE_URL: db.url, LOG_LEVEL: "info", PRUNE_INTERVAL: "0", METRICS_PORT: String(metricsPort) });
+    await proc.until(() => (proc.stdout.some((l) => / with 2 workers/.test(l)) ? true : undefined), "both workers listening", 90_000);
+    const [victim] = workerPids(proc.pid);
+    process.kill(victim!, "SIGKILL");
+    // A worker that dies within 30 s of its start is replaced after a delay (500 ms the first time).
+    await proc.until(() => (proc.logs().some((l) => l.msg === "worker exited; starting another" && (l.restartInMs as number) > 0) ? true : undefined), "the worker's exit", 10_000);
+    proc.child.kill("SIGTERM");
+    const started = Date.now();
+    expect(await proc.exited(15_000), proc.tail(20)).toEqual({ code: 0, signal: null });
+    expect(Date.now() - started).toBeLessThan(10_000); // not the 20 s "took too long" path
+    expect(proc.logs().some((l) => l.msg === "workers took too long to stop; exiting")).toBe(false);
+    expect(proc.logs().find((l) => l.msg === "all workers stopped")).toMatchObject({ exitCode: 0 });
+  }, 120_000);
 });

@@ -137,6 +137,10 @@ describe("config", () => {
     expect(loadConfig({}).workers).toBe(1);
     expect(loadConfig({ WORKERS: "4" }).workers).toBe(4);
     expect(loadConfig({ WORKERS: "auto" }).workers).toBe(os.availableParallelism());
+    // The password hash bulkhead shares the host's cores among the workers.
+    expect(loadConfig({}).passwordHashConcurrency).toBe(os.availableParallelism());
+    expect(loadConfig({ WORKERS: String(os.availableParallelism()) }).passwordHashConcurrency).toBe(1);
+    expect(loadConfig({ WORKERS: "4", PASSWORD_HASH_CONCURRENCY: "3" }).passwordHashConcurrency).toBe(3);
     for (const bad of ["0", "-1", "two", "1.5", "257"]) {
       expect(() => loadConfig({ WORKERS: bad }), bad).toThrow(/WORKERS=.*expected a whole number from 1 to 256, or auto/);
     }

@@ -51,12 +51,22 @@ class FallbackStore implements Store {
   }
 }
 
+/** After the primary failed to answer, this worker counts on its own for this long before asking it again. */
+const PRIMARY_RETRY_MS = 5000;
+let primaryFailedAt = -Infinity;
+const PRIMARY_SKIPPED = new Error("the cluster primary did not answer recently; counting locally");
+
 /** A cluster worker's counters, kept by the primary for every worker of the host (cluster/primary.ts). */
 class PrimaryStore implements Store {
   #op(op: RateOp, key: string, cb: Callback, timeWindow: number, max: number): void {
+    // A primary that is not answering costs one request its timeout, not every request.
+    if (Date.now() - primaryFailedAt < PRIMARY_RETRY_MS) return cb(PRIMARY_SKIPPED);
     primaryRate(op, key, timeWindow, max).then(
       (res) => cb(null, res),
-      (err: Error) => cb(err),
+      (err: Error) => {
+        primaryFailedAt = Date.now();
+        cb(err);
+      },
     );
   }
   incr(key: string, cb: Callback, timeWindow: number, max: number): void {
@@ -66,7 +76,7 @@ class PrimaryStore implements Store {
     this.#op("read", key, cb, timeWindow, max);
   }
   child(): Store {
-    return this; // keys carry the limiter's name; the primary keeps one table
+    return this; // keys carry the limiter's name; the primary keeps a table per name
   }
 }
 
@@ -128,8 +138,9 @@ export async function registerRateLimits(app: FastifyInstance, config: Config, l
       return new FallbackStore(new RedisStore(false, false, redis, prefix), new LocalStore(false, false, 20_000), onError);
     } as unknown as new () => Store;
   } else if (isClusterWorker()) {
-    // The host's workers count together in the primary; if it does not answer in time, this
-    // worker counts on its own (never fails the request, as with Redis).
+    // The host's workers count together in the primary; if it does not answer within 300 ms, this
+    // worker counts on its own for 5 s before asking it again (never fails the request, as with
+    // Redis; meanwhile the host's limit is up to WORKERS times the configured one).
     let degraded = false;
     const onError = (err: Error) => {
       if (degraded) return;
