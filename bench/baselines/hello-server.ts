@@ -1,12 +1,39 @@
-// Baseline for the JWKS scenario: a Fastify "hello world" (default options, no logger) serving a
-// small JSON body, in its own process, measured the same way as Tessera.
+// Baselines served by Fastify in their own process, measured the same way as Tessera:
+// - GET /: a "hello world" (default options, no logger) with a small JSON body, for the JWKS;
+// - POST /token (when SIGNING_ALG is set): the least an HTTP token endpoint in Node does, for
+//   client_credentials: parse the form body, sign a JWT of the same shape with jose, answer JSON.
+//   No client authentication, no store, no headers beyond Fastify's: the ceiling of any Node
+//   issuer on this stack, where "jose signing alone" leaves HTTP out.
+import { randomUUID } from "node:crypto";
+import formbody from "@fastify/formbody";
 import Fastify from "fastify";
+import { generateKeyPair, SignJWT } from "jose";
 
 const port = Number(process.env.PORT);
 if (!Number.isInteger(port) || port <= 0) throw new Error("PORT is required");
 
 const app = Fastify();
 app.get("/", async () => ({ hello: "world" }));
+
+const alg = process.env.SIGNING_ALG;
+if (alg) {
+  const { privateKey } = await generateKeyPair(alg, alg === "RS256" || alg === "PS256" ? { modulusLength: 2048 } : {});
+  await app.register(formbody);
+  app.post("/token", async (request) => {
+    const { scope } = request.body as { scope?: string };
+    const iat = Math.floor(Date.now() / 1000);
+    const accessToken = await new SignJWT({ client_id: "c_bench", scope: scope ?? "read" })
+      .setProtectedHeader({ alg, kid: "bench", typ: "at+jwt" })
+      .setIssuer("http://127.0.0.1")
+      .setSubject("c_bench")
+      .setAudience("api")
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + 900)
+      .setJti(randomUUID())
+      .sign(privateKey);
+    return { access_token: accessToken, token_type: "Bearer", expires_in: 900, scope: scope ?? "read" };
+  });
+}
 
 const stop = () => void app.close().then(() => process.exit(0));
 process.once("SIGTERM", stop);

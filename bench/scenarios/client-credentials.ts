@@ -1,10 +1,11 @@
 // e. grant_type=client_credentials (client_secret_basic) vs what jose alone signs with the
-// issuer's algorithm.
+// issuer's algorithm; vs the least an HTTP token endpoint does on the same stack (Fastify, form
+// body, jose: bench/baselines/hello-server.ts POST /token), reported; and vs node-oidc-provider 9.
 import { randomBytes } from "node:crypto";
 import type autocannon from "autocannon";
 import { describeResult, runCli } from "../../test/helpers/cli.ts";
 import { freePort } from "../../test/helpers/ports.ts";
-import { spawnNode } from "../../test/helpers/process.ts";
+import { spawnNode, waitReady } from "../../test/helpers/process.ts";
 import { loadSlice } from "../lib/load.ts";
 import { FORM, post } from "../lib/http.ts";
 import { benchEnv, JsonWorker } from "../lib/proc.ts";
@@ -55,6 +56,15 @@ async function startPeer(alg: string): Promise<{ child: ReturnType<typeof spawnN
   }
 }
 
+/** Fastify + form body + jose signing, nothing else (the ceiling of an HTTP issuer on this stack). */
+async function startCeiling(alg: string): Promise<{ child: ReturnType<typeof spawnNode>; base: string }> {
+  const port = await freePort();
+  const child = spawnNode("fastify+jose", ["--import", "tsx", "bench/baselines/hello-server.ts"], { env: { ...benchEnv(), PORT: String(port), SIGNING_ALG: alg } });
+  const base = `http://127.0.0.1:${port}`;
+  await waitReady(`${base}/`, child, 60_000);
+  return { child, base };
+}
+
 /** A confidential client made with the admin CLI, on the server's own database and keys. */
 export async function createBenchClient(databaseUrl: string, keysDir: string): Promise<{ id: string; secret: string }> {
   const r = await runCli(
@@ -98,6 +108,30 @@ export const clientCredentialsScenario: Scenario = {
       found.ratio("client_credentials", subject.figure(), base.figure(), `jose ${alg} sign`, GOAL, ok);
     } finally {
       await worker.close();
+    }
+
+    // The ceiling: HTTP and signing and nothing else, same load.
+    heading(`[${flavor}] e1. client_credentials vs Fastify + form body + jose ${alg} (no client authentication, no store; ${connections} connections)`);
+    const ceiling = await startCeiling(alg);
+    try {
+      const ceilingSide = postSide(ceiling.base, ceiling.child.pid, connections, "/token", FORM, body);
+      const subjectSide = postSide(server.base, server.child.pid, connections, "/oauth/token", headers, body);
+      const { base, subject } = await alternate(ceilingSide, subjectSide, settings);
+      line(`Fastify + jose ${alg} POST /token (ceiling)`, base.figure());
+      line("Tessera POST /oauth/token client_credentials", subject.figure(), subject.failed ? subject.statusText() : "");
+      const ok = found.checkFailures("Fastify + jose", base) && found.checkFailures("client_credentials", subject);
+      const ratio = base.figure().rps > 0 ? subject.figure().rps / base.figure().rps : null;
+      found.row({
+        scenario: "client_credentials vs Fastify + jose",
+        figure: `${Math.round(subject.figure().rps).toLocaleString("en-US")}/s`,
+        baseline: `${Math.round(base.figure().rps).toLocaleString("en-US")}/s Fastify + jose ${alg}`,
+        ratio,
+        goal: "- (reported)",
+        status: ok ? "info" : "FAILED",
+        measured: { subject: subject.figure(), baseline: base.figure() },
+      });
+    } finally {
+      await ceiling.child.stop();
     }
 
     // The peer: node-oidc-provider under the same load (its in-memory adapter; no database).
