@@ -40,7 +40,8 @@ export type ToWorker =
   | { tessera: "rate"; id: number; current: number; ttl: number }
   | { tessera: "metrics"; id: number; contentType: string; body: string }
   | { tessera: "failed"; id: number; message: string }
-  | { tessera: "collect"; id: number };
+  | { tessera: "collect"; id: number }
+  | { tessera: "limited"; key: string; ttl: number };
 
 /** The environment variable the primary gives each worker: its index, 0..WORKERS-1, kept across restarts. */
 export const WORKER_INDEX_ENV = "TESSERA_WORKER_INDEX";
@@ -64,6 +65,9 @@ export function isSiblingEvent(e: unknown): e is SiblingEvent {
 const pending = new Map<number, { resolve: (m: ToWorker) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
 const siblingHandlers: Array<(event: SiblingEvent) => void> = [];
 let ownMetrics: Registry | null = null;
+/** Rate-limit keys at their limit on this host, and until when (ms since the epoch), as the primary announced them. */
+const limitedUntil = new Map<string, number>();
+const MAX_LIMITED = 100_000;
 let nextId = 1;
 let listening = false;
 
@@ -75,6 +79,13 @@ function listen(): void {
     const msg = raw as ToWorker;
     if (msg.tessera === "sibling") {
       if (isSiblingEvent(msg.event)) for (const h of siblingHandlers) h(msg.event);
+      return;
+    }
+    if (msg.tessera === "limited") {
+      if (typeof msg.key !== "string" || !(msg.ttl > 0)) return;
+      limitedUntil.delete(msg.key); // re-inserted last: the oldest entries go first when full
+      limitedUntil.set(msg.key, Date.now() + msg.ttl);
+      if (limitedUntil.size > MAX_LIMITED) limitedUntil.delete(limitedUntil.keys().next().value!);
       return;
     }
     if (msg.tessera === "collect") {
@@ -133,6 +144,20 @@ export async function primaryRate(op: RateOp, key: string, timeWindow: number, m
 export function answerMetricsWith(registry: Registry): void {
   ownMetrics = registry;
   listen();
+}
+
+/**
+ * Whether `key` is at its limit on this host, from what the primary announced (no round trip: the
+ * check every token request makes stays local). `max` and its remaining window when it is, else
+ * zero (the store contract's read: @fastify/rate-limit derives "remaining" from it).
+ */
+export function limitedRead(key: string, max: number): { current: number; ttl: number } {
+  listen();
+  const until = limitedUntil.get(key);
+  const ttl = until === undefined ? 0 : until - Date.now();
+  if (ttl > 0) return { current: max, ttl };
+  if (until !== undefined) limitedUntil.delete(key);
+  return { current: 0, ttl: 0 };
 }
 
 /** The metrics of every worker of this host, summed by the primary. */

@@ -50,6 +50,12 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
   // The host's rate-limit counters: one table per limiter (the key's prefix is its name), as a
   // single process keeps them, so flooding one limiter cannot evict another's counters.
   const counters = new Map<string, LocalStore>();
+  // Keys at their limit, announced to every worker (their checks are then local: cluster/ipc.ts),
+  // and again to a worker that starts while they are.
+  const limited = new Map<string, number>();
+  const announce = (key: string, ttl: number, to: Iterable<Slot>) => {
+    for (const s of to) trySend(s.worker, { tessera: "limited", key, ttl });
+  };
   const countersOf = (key: string): LocalStore => {
     const name = key.slice(0, Math.max(0, key.indexOf(":")));
     let store = counters.get(name);
@@ -122,7 +128,14 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
 
   cluster.on("listening", (worker, address) => {
     const slot = [...slots.values()].find((s) => s.worker === worker);
-    if (slot) slot.listened = true;
+    if (slot) {
+      slot.listened = true;
+      const now = Date.now();
+      for (const [key, until] of limited) {
+        if (until > now) announce(key, until - now, [slot]);
+        else limited.delete(key);
+      }
+    }
     if (!allUp && slots.size === config.workers && [...slots.values()].every((s) => s.listened)) {
       allUp = true;
       logger.info({ workers: config.workers }, `Tessera listening on http://${config.host}:${address.port} with ${config.workers} workers (issuer ${config.issuer})`);
@@ -169,8 +182,15 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
       if (!isSiblingEvent(msg.event)) return;
       for (const s of slots.values()) if (s.worker !== worker) trySend(s.worker, { tessera: "sibling", event: msg.event });
     } else if (msg.tessera === "rate") {
-      const done: Callback = (err, res) =>
+      const done: Callback = (err, res) => {
         trySend(worker, err || !res ? { tessera: "failed", id: msg.id, message: err?.message ?? "no count" } : { tessera: "rate", id: msg.id, current: res.current, ttl: res.ttl });
+        if (res && msg.op === "incr" && res.current >= msg.max && res.ttl > 0) {
+          limited.delete(msg.key);
+          limited.set(msg.key, Date.now() + res.ttl);
+          if (limited.size > COUNTERS_PER_LIMITER * 4) limited.delete(limited.keys().next().value!);
+          announce(msg.key, res.ttl, slots.values());
+        }
+      };
       const store = countersOf(String(msg.key));
       if (msg.op === "incr") store.incr(msg.key, done, msg.timeWindow, msg.max);
       else store.read(msg.key, done, msg.timeWindow, msg.max);

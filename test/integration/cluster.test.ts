@@ -214,6 +214,22 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
     expect(workersServing(proc, "/oauth/token", from)).toEqual(new Set([0, 1]));
   });
 
+  it("a worker that starts while an address is over its limit refuses that address too", async () => {
+    const [victim] = workerPids(proc.pid);
+    const listening = () => proc.logs().filter((l) => typeof l.msg === "string" && /^Tessera listening on .*\(issuer/.test(l.msg)).length;
+    const listenedBefore = listening();
+    process.kill(victim!, "SIGKILL");
+    await proc.until(() => (listening() > listenedBefore ? true : undefined), "the replacement listening", 60_000);
+    const from = proc.logs().length;
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await formPost(`${base}/oauth/token`, { grant_type: "client_credentials" }, { authorization: `Basic ${Buffer.from("nobody:wrong").toString("base64")}` });
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([429, 429, 429, 429, 429, 429]);
+    expect(workersServing(proc, "/oauth/token", from)).toEqual(new Set([0, 1]));
+  });
+
   it("SIGTERM to the whole process group (Ctrl-C, systemd) drains every worker once; the primary exits 0 and leaves none behind", async () => {
     const pids = workerPids(proc.pid);
     expect(pids).toHaveLength(2);

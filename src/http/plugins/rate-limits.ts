@@ -15,7 +15,7 @@ import { Redis } from "ioredis";
 import type { Config, RateLimit } from "../../config.ts";
 import { TooManyRequests } from "../../domain/errors.ts";
 import { addressKey } from "../client-address.ts";
-import { isClusterWorker, primaryRate, type RateOp } from "../../cluster/ipc.ts";
+import { isClusterWorker, limitedRead, primaryRate, type RateOp } from "../../cluster/ipc.ts";
 
 /** The store contract of @fastify/rate-limit (store/LocalStore.js, store/RedisStore.js). */
 type Counted = { current: number; ttl: number };
@@ -72,8 +72,12 @@ class PrimaryStore implements Store {
   incr(key: string, cb: Callback, timeWindow: number, max: number): void {
     this.#op("incr", key, cb, timeWindow, max);
   }
-  read(key: string, cb: Callback, timeWindow: number, max: number): void {
-    this.#op("read", key, cb, timeWindow, max);
+  /**
+   * Only whether the key is at its limit (Limiter.check, on every token, revocation and
+   * introspection request): answered here, from the primary's announcements, without a round trip.
+   */
+  read(key: string, cb: Callback, _timeWindow: number, max: number): void {
+    cb(null, limitedRead(key, max));
   }
   child(): Store {
     return this; // keys carry the limiter's name; the primary keeps a table per name
