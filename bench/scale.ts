@@ -1,25 +1,25 @@
 // `npm run bench:scale`: the refresh and password grants on a full database against the same on
-// an empty one. Per database: Tessera (a real child process, rate limits off as in run.ts) on a
-// new database holding only the bench users; refresh rotation (one chain per connection) and the
-// password grant measured in alternating slices (slices.ts); the server stopped; BENCH_SCALE_USERS
-// users and BENCH_SCALE_SESSIONS live sessions, each with a refresh token, bulk-inserted into that
-// same database (10% of the sessions owned by the bench users, the rest spread round-robin over the
-// seeded users; random token hashes; status list indices reserved as the server would; then
-// settle() in lib/scale-seed.ts: VACUUM ANALYZE + CHECKPOINT, or a WAL checkpoint), timed; the
-// server started again and the same two figures measured. Goal: full / empty >= 0.8 for both.
+// an empty one, side by side. Per database kind, two databases and two Tessera processes (real
+// child processes, rate limits off as in run.ts): one database holding only the bench users, and
+// one where, after its bench users registered, BENCH_SCALE_USERS users and BENCH_SCALE_SESSIONS
+// live sessions, each with a refresh token, were bulk-inserted (10% of the sessions owned by the
+// bench users, the rest spread round-robin over the seeded users; random token hashes; status list
+// indices reserved as the server would; then settle() in lib/scale-seed.ts: VACUUM ANALYZE +
+// CHECKPOINT, or a WAL checkpoint), timed, with its server stopped. Then refresh rotation (one
+// chain per connection) and the password grant, each measured on both servers in alternating
+// slices (slices.ts: ABBA), so background work (the database settling after the seed, other load
+// on the machine) falls on both sides alike. Goal: full / empty >= 0.8 for both.
 // The hot paths then meet big indices: refresh looks its token up by hash and joins session,
 // user and successor (parentId), then inserts one token; login reads the user by email and
 // inserts a session (statusIdx unique) and a token.
 //
-// The two phases are SEQUENTIAL (no ABBA across a seed): background load on the machine hits them
-// differently, so compare ratios from a quiet machine, and rerun before reading much into one.
-// Reports, does not gate (a missed goal exits 0); exits 1 when a phase could not run or > 1% of its
+// Reports, does not gate (a missed goal exits 0); exits 1 when a side could not run or > 1% of its
 // requests failed. `--json`: the human report goes to stderr, one JSON document to stdout.
 //
 // Environment (all optional):
 //   BENCH_SCALE_SESSIONS=1000000  seeded sessions;  BENCH_SCALE_USERS=100000  seeded users
-//   BENCH_SECONDS=5          measured seconds per figure per phase, in BENCH_SLICES=2 slices (ABBA
-//                            between the two grants), after BENCH_WARMUP_SECONDS=1 of each
+//   BENCH_SECONDS=5          measured seconds per side per grant, in BENCH_SLICES=2 alternating
+//                            slices, after BENCH_WARMUP_SECONDS=1 of each
 //   BENCH_USERS=8, BENCH_LOGIN_CONNECTIONS=16, BENCH_REFRESH_CHAINS=64   as in run.ts
 //   BENCH_DATABASE_URL / TEST_DATABASE_URL  Postgres admin URL; enables the Postgres run
 //   BENCH_ONLY=sqlite|postgres;  BENCH_SERVER=dist|src  (default: dist when it is current, as in run.ts)
@@ -53,18 +53,12 @@ const ONLY = process.env.BENCH_ONLY ?? "";
 const ENTRY = serverEntry();
 const SEED_PREFIX = "scale-u";
 
-interface Phase {
-  refresh: Figure;
-  password: Figure;
-}
-
-/** Both grants, `PLAN.seconds` each, in alternating slices; failures go to `found`. */
-async function measure(server: Server, users: string[], phase: string, found: Findings): Promise<Phase> {
-  heading(`${phase}: refresh rotation (${CHAINS} chains) and password grant (${LOGIN_CONNECTIONS} connections), ${PLAN.seconds}s each in ${PLAN.slices} alternating slices`);
-  // Fresh chains per phase; each connection owns one and always presents its newest token.
+/** Load on one server: refresh rotation (one chain per connection) and the password grant. */
+async function sidesOf(server: Server, users: string[], label: string, found: Findings): Promise<{ refresh: Side; password: Side; done(): void }> {
+  // Each connection owns one chain and always presents its newest token.
   const chains = await limited(CHAINS, 16, async (i) => ({ token: await login(server.base, users[i % users.length]!) }));
   let rejected = 0;
-  const refreshSide: Side = {
+  const refresh: Side = {
     run: (seconds) => {
       let n = 0;
       const setupClient = (client: autocannon.Client) => {
@@ -86,7 +80,7 @@ async function measure(server: Server, users: string[], phase: string, found: Fi
       return loadSlice({ url: server.base, connections: chains.length, seconds, graceful: true, setupClient, serverPid: server.child.pid });
     },
   };
-  const passwordSide: Side = {
+  const password: Side = {
     run: (seconds) => {
       let n = 0;
       const setupClient = (client: autocannon.Client) => {
@@ -95,13 +89,10 @@ async function measure(server: Server, users: string[], phase: string, found: Fi
       return loadSlice({ url: server.base, connections: LOGIN_CONNECTIONS, seconds, graceful: true, setupClient, serverPid: server.child.pid });
     },
   };
-  const { base: refresh, subject: password } = await alternate(refreshSide, passwordSide, PLAN);
-  line("POST /oauth/token refresh_token", refresh.figure(), refresh.failed ? refresh.statusText() : "");
-  line("POST /oauth/token password", password.figure(), password.failed ? password.statusText() : "");
-  found.checkFailures(`${phase} refresh rotation`, refresh);
-  found.checkFailures(`${phase} password grant`, password);
-  if (rejected > 0) found.fail(`${phase} refresh rotation: ${rejected} responses were 400 (a chain presented a stale token)`);
-  return { refresh: refresh.figure(), password: password.figure() };
+  const done = () => {
+    if (rejected > 0) found.fail(`${label} refresh rotation: ${rejected} responses were 400 (a chain presented a stale token)`);
+  };
+  return { refresh, password, done };
 }
 
 /** The bulk seed (server stopped); returns the seconds it took and the rows then in the tables. */
@@ -133,44 +124,58 @@ async function seed(databaseUrl: string, benchEmails: string[]): Promise<{ secon
 
 async function runFlavor(flavor: Flavor, found: Findings): Promise<Record<string, unknown>> {
   const scratchDir = makeTempDir(`tessera-scale-${flavor}-`);
-  const db = flavor === "sqlite" ? null : await runDatabase(PG_ADMIN_URL, `bench_scale_${randomBytes(6).toString("hex")}`);
-  return phases(flavor, db?.url ?? `file:${path.join(scratchDir, "tessera.db")}`, path.join(scratchDir, "keys"), found).finally(() => db?.drop());
+  const dbs: Array<{ url: string; drop: () => Promise<void> }> = [];
+  for (const name of ["empty", "full"]) {
+    dbs.push(flavor === "sqlite" ? { url: `file:${path.join(scratchDir, `${name}.db`)}`, drop: async () => undefined } : await runDatabase(PG_ADMIN_URL, `bench_scale_${name}_${randomBytes(6).toString("hex")}`));
+  }
+  try {
+    return await phases(flavor, dbs[0]!.url, dbs[1]!.url, scratchDir, found);
+  } finally {
+    for (const db of dbs) await db.drop();
+  }
 }
 
-async function phases(flavor: Flavor, databaseUrl: string, keysDir: string, found: Findings): Promise<Record<string, unknown>> {
-  let server = await startTessera(flavor, databaseUrl, keysDir, ENTRY.args);
-  let users: string[];
-  let empty: Phase;
+async function phases(flavor: Flavor, emptyUrl: string, fullUrl: string, scratchDir: string, found: Findings): Promise<Record<string, unknown>> {
+  // The full database: its bench users registered through its server, then the bulk seed with
+  // that server stopped, then the server started again.
+  const fullKeys = path.join(scratchDir, "keys-full");
+  let full = await startTessera(flavor, fullUrl, fullKeys, ENTRY.args);
+  let fullUsers: string[];
   try {
-    users = await registerUsers(server, BENCH_USERS);
-    empty = await measure(server, users, `[${flavor}] empty database`, found);
+    fullUsers = await registerUsers(full, BENCH_USERS);
   } finally {
-    await server.child.stop();
+    await full.child.stop();
   }
   heading(`[${flavor}] seeding ${USERS.toLocaleString("en-US")} users and ${SESSIONS.toLocaleString("en-US")} sessions (server stopped)`);
-  const seeded = await seed(databaseUrl, users);
+  const seeded = await seed(fullUrl, fullUsers);
   note(
     `seeded in ${seeded.seconds.toFixed(1)}s; now ${seeded.users.toLocaleString("en-US")} users, ${seeded.sessions.toLocaleString("en-US")} sessions, ` +
       `${seeded.refreshTokens.toLocaleString("en-US")} refresh tokens`,
   );
-  const restarted = performance.now();
-  server = await startTessera(flavor, databaseUrl, keysDir, ENTRY.args);
-  note(`server restarted in ${((performance.now() - restarted) / 1000).toFixed(1)}s`);
-  let full: Phase;
+  full = await startTessera(flavor, fullUrl, fullKeys, ENTRY.args);
+  const empty = await startTessera(flavor, emptyUrl, path.join(scratchDir, "keys-empty"), ENTRY.args);
   try {
-    full = await measure(server, users, `[${flavor}] full database`, found);
+    const emptyUsers = await registerUsers(empty, BENCH_USERS);
+    const e = await sidesOf(empty, emptyUsers, `[${flavor}] empty database`, found);
+    const f = await sidesOf(full, fullUsers, `[${flavor}] full database`, found);
+    const figures: Record<string, { empty: Figure; full: Figure }> = {};
+    for (const [key, name] of [["refresh", `refresh rotation, ${SESSIONS.toLocaleString("en-US")} sessions`], ["password", `password grant, ${USERS.toLocaleString("en-US")} users`]] as const) {
+      heading(`[${flavor}] ${key}: empty database vs full, ${PLAN.seconds}s each in ${PLAN.slices} alternating slices`);
+      const { base, subject } = await alternate(e[key], f[key], PLAN);
+      line(`${key}: empty database`, base.figure());
+      line(`${key}: full database`, subject.figure());
+      const ok = found.checkFailures(`${key}, empty database`, base) && found.checkFailures(`${key}, full database`, subject);
+      found.ratio(name, subject.figure(), base.figure(), "empty database", GOAL, ok);
+      note(`server CPU per request, full / empty: ${((subject.figure().cpuPerOp ?? NaN) / (base.figure().cpuPerOp ?? NaN)).toFixed(2)}x`);
+      figures[key] = { empty: base.figure(), full: subject.figure() };
+    }
+    e.done();
+    f.done();
+    return { seed: seeded, ...figures, ratios: { refresh: figures.refresh!.full.rps / figures.refresh!.empty.rps, password: figures.password!.full.rps / figures.password!.empty.rps } };
   } finally {
-    await server.child.stop();
+    await empty.child.stop();
+    await full.child.stop();
   }
-  const ok = found.failures.length === 0;
-  heading(`[${flavor}] full / empty`);
-  for (const [key, name] of [["refresh", `refresh rotation, ${SESSIONS.toLocaleString("en-US")} sessions`], ["password", `password grant, ${USERS.toLocaleString("en-US")} users`]] as const) {
-    line(`${key}: empty database`, empty[key]);
-    line(`${key}: full database`, full[key]);
-    found.ratio(name, full[key], empty[key], "empty database", GOAL, ok);
-    note(`server CPU per request, full / empty: ${((full[key].cpuPerOp ?? NaN) / (empty[key].cpuPerOp ?? NaN)).toFixed(2)}x (less swayed by other load than req/s)`);
-  }
-  return { seed: seeded, empty, full, ratios: { refresh: full.refresh.rps / empty.refresh.rps, password: full.password.rps / empty.password.rps } };
 }
 
 async function main(): Promise<void> {
@@ -180,8 +185,7 @@ async function main(): Promise<void> {
   console.log("Tessera scale benchmark: refresh and password grants, empty database vs full");
   console.log(`  node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`  databases: ${flavors.join(", ")}${PG_ADMIN_URL ? "" : " (set BENCH_DATABASE_URL for Postgres)"}; server: ${ENTRY.how}`);
-  console.log(`  full = ${SESSIONS.toLocaleString("en-US")} sessions, ${USERS.toLocaleString("en-US")} users; ${PLAN.seconds}s per figure per phase in ${PLAN.slices} slices, ${PLAN.warmup}s warm-up`);
-  console.log("  the empty and full phases run one after the other: machine noise affects them differently");
+  console.log(`  full = ${SESSIONS.toLocaleString("en-US")} sessions, ${USERS.toLocaleString("en-US")} users; ${PLAN.seconds}s per side per grant in ${PLAN.slices} alternating slices, ${PLAN.warmup}s warm-up`);
   const rows: SummaryRow[] = [];
   const failures: string[] = [];
   const results: Record<string, unknown> = {};

@@ -1,5 +1,6 @@
 // `npm run bench:soak`: a steady mixed load for BENCH_SOAK_SECONDS (default 60) on a real Tessera
-// child process (src/server.ts through tsx; temp SQLite file, then a temp Postgres database when
+// child process (started as every bench starts it, lib/server.ts: the built dist when it is
+// current, else src through tsx; temp SQLite file, then a temp Postgres database when
 // BENCH_DATABASE_URL or TEST_DATABASE_URL is set), checking the goal "RSS and event-loop delay do
 // not grow": the first window (min(10 s, half the run)) against the last.
 //
