@@ -12,8 +12,10 @@ import {
   type JWK,
 } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rotateKeysNow } from "../../src/admin/keys.ts";
 import { SIGNING_ALGS, type SigningAlg } from "../../src/domain/keys/signing-key.ts";
 import {
+  adminOf,
   describeEachDb,
   login,
   startIssuer,
@@ -78,6 +80,14 @@ describeEachDb("jwks", (flavor) => {
       expect(lines.map((l) => l.status)).toEqual([200, 200, 304]);
       expect(lines[1]!.reqId).toBe("jwks-probe-1");
       expect(typeof lines[2]!.reqId).toBe("string");
+      // After a rotation the socket serves the new set at once (its prepared headers go with the old one).
+      await rotateKeysNow(adminOf(server));
+      const rotated = await server.app.inject({ method: "GET", url: "/.well-known/jwks.json" });
+      const after = await fetch(`${base}/.well-known/jwks.json`);
+      expect(Buffer.from(await after.arrayBuffer()).equals(rotated.rawPayload)).toBe(true);
+      expect(rotated.rawPayload.equals(viaRoute.rawPayload)).toBe(false);
+      expect(after.headers.get("etag")).toBe(String(rotated.headers.etag));
+      expect(after.headers.get("content-length")).toBe(String(rotated.rawPayload.length));
     } finally {
       await server.close();
     }
