@@ -30,7 +30,7 @@ export type RateOp = "incr" | "read";
 /** worker -> primary */
 export type ToPrimary =
   | { tessera: "sibling"; event: SiblingEvent }
-  | { tessera: "rate"; id: number; op: RateOp; key: string; timeWindow: number; max: number }
+  | { tessera: "rate"; id: number; op: RateOp; key: string; timeWindow: number; max: number; announce: boolean }
   | { tessera: "metrics"; id: number }
   | { tessera: "collected"; id: number; metrics: unknown[] };
 
@@ -41,7 +41,8 @@ export type ToWorker =
   | { tessera: "metrics"; id: number; contentType: string; body: string }
   | { tessera: "failed"; id: number; message: string }
   | { tessera: "collect"; id: number }
-  | { tessera: "limited"; key: string; ttl: number };
+  /** keys at their limit, each until when (ms since the epoch: the same host's clock) */
+  | { tessera: "limited"; entries: Array<[key: string, until: number]> };
 
 /** The environment variable the primary gives each worker: its index, 0..WORKERS-1, kept across restarts. */
 export const WORKER_INDEX_ENV = "TESSERA_WORKER_INDEX";
@@ -82,10 +83,13 @@ function listen(): void {
       return;
     }
     if (msg.tessera === "limited") {
-      if (typeof msg.key !== "string" || !(msg.ttl > 0)) return;
-      limitedUntil.delete(msg.key); // re-inserted last: the oldest entries go first when full
-      limitedUntil.set(msg.key, Date.now() + msg.ttl);
-      if (limitedUntil.size > MAX_LIMITED) limitedUntil.delete(limitedUntil.keys().next().value!);
+      if (!Array.isArray(msg.entries)) return;
+      for (const [key, until] of msg.entries) {
+        if (typeof key !== "string" || typeof until !== "number") continue;
+        limitedUntil.delete(key); // re-inserted last: the oldest entries go first when full
+        limitedUntil.set(key, until);
+        if (limitedUntil.size > MAX_LIMITED) limitedUntil.delete(limitedUntil.keys().next().value!);
+      }
       return;
     }
     if (msg.tessera === "collect") {
@@ -133,9 +137,9 @@ export function workerSiblings(): Siblings {
 }
 
 /** A rate-limit counter operation done by the primary (the store contract of @fastify/rate-limit). */
-export async function primaryRate(op: RateOp, key: string, timeWindow: number, max: number): Promise<{ current: number; ttl: number }> {
+export async function primaryRate(op: RateOp, key: string, timeWindow: number, max: number, announce: boolean): Promise<{ current: number; ttl: number }> {
   // Short: a request must not wait long on a busy primary; the caller falls back to local counters.
-  const res = await ask({ tessera: "rate", id: nextId++, op, key, timeWindow, max }, 300);
+  const res = await ask({ tessera: "rate", id: nextId++, op, key, timeWindow, max, announce }, 300);
   if (res.tessera !== "rate") throw new Error("unexpected answer from the cluster primary");
   return { current: res.current, ttl: res.ttl };
 }

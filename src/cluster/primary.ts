@@ -53,8 +53,8 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
   // Keys at their limit, announced to every worker (their checks are then local: cluster/ipc.ts),
   // and again to a worker that starts while they are.
   const limited = new Map<string, number>();
-  const announce = (key: string, ttl: number, to: Iterable<Slot>) => {
-    for (const s of to) trySend(s.worker, { tessera: "limited", key, ttl });
+  const announce = (entries: Array<[string, number]>, to: Iterable<Slot>) => {
+    if (entries.length > 0) for (const s of to) trySend(s.worker, { tessera: "limited", entries });
   };
   const countersOf = (key: string): LocalStore => {
     const name = key.slice(0, Math.max(0, key.indexOf(":")));
@@ -130,11 +130,10 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     const slot = [...slots.values()].find((s) => s.worker === worker);
     if (slot) {
       slot.listened = true;
+      // One message with every key still at its limit.
       const now = Date.now();
-      for (const [key, until] of limited) {
-        if (until > now) announce(key, until - now, [slot]);
-        else limited.delete(key);
-      }
+      for (const [key, until] of limited) if (until <= now) limited.delete(key);
+      announce([...limited], [slot]);
     }
     if (!allUp && slots.size === config.workers && [...slots.values()].every((s) => s.listened)) {
       allUp = true;
@@ -184,11 +183,16 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     } else if (msg.tessera === "rate") {
       const done: Callback = (err, res) => {
         trySend(worker, err || !res ? { tessera: "failed", id: msg.id, message: err?.message ?? "no count" } : { tessera: "rate", id: msg.id, current: res.current, ttl: res.ttl });
-        if (res && msg.op === "incr" && res.current >= msg.max && res.ttl > 0) {
+        // Announced once per window: the window does not move while it is over (LocalStore
+        // without continueExceeding), so further attempts from the address need no new message;
+        // a later window ends later than the one announced, and is announced.
+        // Only for the limiters whose check reads it (msg.announce: client authentication).
+        if (res && msg.announce === true && msg.op === "incr" && res.current >= msg.max && res.ttl > 0 && Date.now() + res.ttl > (limited.get(msg.key) ?? 0) + 1000) {
+          const until = Date.now() + res.ttl;
           limited.delete(msg.key);
-          limited.set(msg.key, Date.now() + res.ttl);
-          if (limited.size > COUNTERS_PER_LIMITER * 4) limited.delete(limited.keys().next().value!);
-          announce(msg.key, res.ttl, slots.values());
+          limited.set(msg.key, until);
+          if (limited.size > COUNTERS_PER_LIMITER) limited.delete(limited.keys().next().value!);
+          announce([[msg.key, until]], slots.values());
         }
       };
       const store = countersOf(String(msg.key));

@@ -271,3 +271,59 @@ describeEachDb("WORKERS=2: shutdown while a worker is being replaced", (flavor) 
     expect(proc.logs().find((l) => l.msg === "all workers stopped")).toMatchObject({ exitCode: 0 });
   }, 120_000);
 });
+
+describeEachDb("WORKERS=2: when the primary does not answer", (flavor) => {
+  let drop: () => Promise<void>;
+  let keysDir: string;
+  afterAll(async () => {
+    await killAllIssuers();
+    await drop?.();
+    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+  });
+
+  it("a worker limits client authentication failures on its own counters", async () => {
+    const db = await freshDatabase(flavor);
+    drop = db.drop;
+    keysDir = mkdtempSync(path.join(os.tmpdir(), "tessera-cluster-keys-"));
+    const proc = spawnIssuer({ WORKERS: "2", PORT: "0", HOST: "127.0.0.1", ISSUER: "https://issuer.test", KEYS_DIR: keysDir, DATABASE_URL: db.url, LOG_LEVEL: "info", PRUNE_INTERVAL: "0", RATE_LIMIT_CLIENT_AUTH_FAILURES: "4/1m" });
+    const port = await proc.until(() => {
+      for (const line of proc.stdout) {
+        const m = /Tessera listening on http:\/\/127\.0\.0\.1:(\d+) with 2 workers/.exec(line);
+        if (m) return Number(m[1]);
+      }
+      return undefined;
+    }, "both workers listening", 90_000);
+    // One kept-alive connection: a worker's own socket, which keeps working while the primary
+    // (which hands out new connections) is stopped.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const attempt = () =>
+      new Promise<number>((resolve, reject) => {
+        const body = "grant_type=client_credentials";
+        const req = http.request(
+          { host: "127.0.0.1", port, path: "/oauth/token", method: "POST", agent, timeout: 15_000, headers: { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body), authorization: `Basic ${Buffer.from("nobody:wrong").toString("base64")}` } },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      });
+    try {
+      expect(await attempt()).toBe(401); // the connection is open
+      process.kill(proc.pid, "SIGSTOP");
+      const statuses: number[] = [];
+      try {
+        for (let i = 0; i < 8; i++) statuses.push(await attempt());
+      } finally {
+        process.kill(proc.pid, "SIGCONT");
+      }
+      // The first failure went to the primary (counted there before it stopped answering, or
+      // not); from the timeout on, this worker counts on its own and refuses at 4.
+      expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(4);
+      expect(statuses.slice(-4)).toEqual([429, 429, 429, 429]);
+    } finally {
+      agent.destroy();
+    }
+  }, 120_000);
+});

@@ -43,13 +43,41 @@ class FallbackStore implements Store {
   incr(key: string, cb: Callback, timeWindow: number, max: number): void {
     this.shared.incr(key, (err, res) => (err ? (this.onError(err), this.local.incr(key, cb, timeWindow, max)) : cb(null, res)), timeWindow, max);
   }
+  /**
+   * The shared count, or this instance's own if it is higher: what was counted here while the
+   * shared store was away still counts once it is back (until its window ends).
+   */
   read(key: string, cb: Callback, timeWindow: number, max: number): void {
-    this.shared.read(key, (err, res) => (err ? (this.onError(err), this.local.read(key, cb, timeWindow, max)) : cb(null, res)), timeWindow, max);
+    this.shared.read(
+      key,
+      (err, res) => {
+        if (err) this.onError(err);
+        this.local.read(
+          key,
+          (localErr, own) => {
+            const shared = err ? undefined : res;
+            const mine = localErr ? undefined : own;
+            const higher = shared && mine ? (mine.current > shared.current ? mine : shared) : (shared ?? mine);
+            return higher ? cb(null, higher) : cb(err ?? localErr ?? new Error("no count"));
+          },
+          timeWindow,
+          max,
+        );
+      },
+      timeWindow,
+      max,
+    );
   }
   child(routeOptions: Record<string, unknown>): Store {
     return new FallbackStore(this.shared.child(routeOptions), this.local.child(routeOptions), this.onError);
   }
 }
+
+/**
+ * The limiters whose `check` refuses an address at its limit before anything else is done (the
+ * client authentication failures): the primary announces their addresses to every worker.
+ */
+const CHECKED_LIMITERS = new Set(["client-auth"]);
 
 /** After the primary failed to answer, this worker counts on its own for this long before asking it again. */
 const PRIMARY_RETRY_MS = 5000;
@@ -61,7 +89,7 @@ class PrimaryStore implements Store {
   #op(op: RateOp, key: string, cb: Callback, timeWindow: number, max: number): void {
     // A primary that is not answering costs one request its timeout, not every request.
     if (Date.now() - primaryFailedAt < PRIMARY_RETRY_MS) return cb(PRIMARY_SKIPPED);
-    primaryRate(op, key, timeWindow, max).then(
+    primaryRate(op, key, timeWindow, max, CHECKED_LIMITERS.has(key.slice(0, key.indexOf(":")))).then(
       (res) => cb(null, res),
       (err: Error) => {
         primaryFailedAt = Date.now();
@@ -77,6 +105,8 @@ class PrimaryStore implements Store {
    * introspection request): answered here, from the primary's announcements, without a round trip.
    */
   read(key: string, cb: Callback, _timeWindow: number, max: number): void {
+    // A primary that just failed to answer may have missed counts: then this worker's own.
+    if (Date.now() - primaryFailedAt < PRIMARY_RETRY_MS) return cb(PRIMARY_SKIPPED);
     cb(null, limitedRead(key, max));
   }
   child(): Store {
