@@ -38,19 +38,27 @@ interface Run {
   worstLoopDelayMs: number;
   worstRequestMs: number;
   requests: number;
+  p99RequestMs: number;
+  /** requests that took longer than the 50 ms goal */
+  requestsOver50Ms: number;
 }
 
 /** Runs `prune` while requests go on every 5 ms; the worst of both. */
 async function measure(s: PrismaStorage, how: string, prune: () => Promise<number>): Promise<Run> {
+  // The lookup as a running server makes it: its query compiled and its connection open already.
+  await Promise.all([1, 2, 3].map((i) => s.sessions.findSession(`probe-warm-up-${i}`)));
   const histogram = monitorEventLoopDelay({ resolution: 5 });
   let worstRequest = 0;
   let requests = 0;
+  const latencies: number[] = [];
   let running = true;
   const requester = (async () => {
     while (running) {
       const started = performance.now();
       await s.sessions.findSession(`probe-${requests}`);
-      worstRequest = Math.max(worstRequest, performance.now() - started);
+      const ms = performance.now() - started;
+      worstRequest = Math.max(worstRequest, ms);
+      latencies.push(ms);
       requests++;
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -70,7 +78,10 @@ async function measure(s: PrismaStorage, how: string, prune: () => Promise<numbe
   histogram.disable();
   running = false;
   await requester;
-  return { how, deleted, ...(error ? { error } : {}), seconds, worstLoopDelayMs: histogram.max / 1e6, worstRequestMs: worstRequest, requests };
+  latencies.sort((a, b) => a - b);
+  const p99RequestMs = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? 0;
+  const over50 = latencies.filter((l) => l > 50).length;
+  return { how, deleted, ...(error ? { error } : {}), seconds, worstLoopDelayMs: histogram.max / 1e6, worstRequestMs: worstRequest, p99RequestMs, requestsOver50Ms: over50, requests };
 }
 
 async function flavorRun(flavor: "sqlite" | "postgres"): Promise<Run[]> {
@@ -94,7 +105,7 @@ async function flavorRun(flavor: "sqlite" | "postgres"): Promise<Run[]> {
       for (const r of runs) {
         log(
           `[${flavor}] ${r.how.padEnd(32)} ${r.deleted === null ? `FAILED after ${r.seconds.toFixed(1)} s (${r.error})` : `deleted ${r.deleted.toLocaleString("en-US")} in ${r.seconds.toFixed(1)} s`}; worst event-loop delay ${r.worstLoopDelayMs.toFixed(0)} ms; ` +
-            `worst request ${r.worstRequestMs.toFixed(0)} ms (${r.requests} requests, one every 5 ms)`,
+            `worst request ${r.worstRequestMs.toFixed(0)} ms, p99 ${r.p99RequestMs.toFixed(0)} ms, ${r.requestsOver50Ms} over 50 ms (${r.requests} requests, one every 5 ms)`,
         );
       }
       return runs;
