@@ -5,6 +5,9 @@
 // library's work (signing inside jose is the signature, not jose).
 //
 //   npx tsx bench/profile-breakdown.ts DIR/CPU.*.cpuprofile
+//   npx tsx bench/profile-breakdown.ts DIR/CPU.*.cpuprofile --functions dist/src
+//     ...and the 25 functions, of files whose URL matches the pattern, with the largest share of
+//     busy time inclusive of what they call (a sample counts once per function on its stack)
 import { readFileSync } from "node:fs";
 
 interface ProfileNode {
@@ -38,8 +41,10 @@ const CATEGORIES: Array<[string, RegExp]> = [
 ];
 
 const file = process.argv[2];
+const functionsAt = process.argv.indexOf("--functions");
+const functionFilter = functionsAt > 0 ? new RegExp(process.argv[functionsAt + 1] ?? ".") : null;
 if (!file) {
-  process.stderr.write("usage: npx tsx bench/profile-breakdown.ts <file.cpuprofile>\n");
+  process.stderr.write("usage: npx tsx bench/profile-breakdown.ts <file.cpuprofile> [--functions <url pattern>]\n");
   process.exit(64);
 }
 const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
@@ -48,6 +53,7 @@ const parentOf = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
 
 const charged = new Map<string, number>();
+const inclusive = new Map<string, number>();
 let busy = 0;
 let idle = 0;
 for (let i = 0; i < profile.samples.length; i++) {
@@ -66,10 +72,24 @@ for (let i = 0; i < profile.samples.length; i++) {
   }
   category ||= "other (module loading, native without a JS caller)";
   charged.set(category, (charged.get(category) ?? 0) + t);
+  if (functionFilter) {
+    const seen = new Set<string>();
+    for (let id: number | undefined = leaf.id; id !== undefined; id = parentOf.get(id)) {
+      const { url, functionName } = byId.get(id)!.callFrame;
+      if (!url || !functionFilter.test(url)) continue;
+      const key = `${url.split("/").slice(-2).join("/")} ${functionName || "(anonymous)"}`;
+      if (!seen.has(key)) inclusive.set(key, (inclusive.get(key) ?? 0) + t);
+      seen.add(key);
+    }
+  }
 }
 
 const ms = (us: number) => (us / 1000).toFixed(0);
 process.stdout.write(`busy ${ms(busy)} ms, idle ${ms(idle)} ms (${file})\n\n| share of busy CPU | what |\n|---:|---|\n`);
 for (const [category, t] of [...charged].sort((a, b) => b[1] - a[1])) {
   process.stdout.write(`| ${((100 * t) / busy).toFixed(1)}% | ${category} |\n`);
+}
+if (functionFilter) {
+  process.stdout.write(`\n| share of busy CPU, inclusive | function (files matching ${functionFilter.source}) |\n|---:|---|\n`);
+  for (const [fn, t] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, 25)) process.stdout.write(`| ${((100 * t) / busy).toFixed(1)}% | ${fn} |\n`);
 }
