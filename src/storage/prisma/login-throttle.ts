@@ -42,6 +42,16 @@ const SUCCEEDED_PG = `WITH discarded AS (${DISCARD_SQL(() => "$1")}),
   forgiven AS (${FORGIVE_SQL((n) => `$${n + 1}`)})
   ${KNOW_SQL((n) => (n === 3 ? "$4::timestamp" : `$${n + 1}`))}`;
 
+/**
+ * The reservation's three reads, on Postgres, as one statement (one round trip): COUNT, ADDRESS
+ * (as a JSON array of [epoch ms, pending]) and KNOWN above. $1 user, $2 address, then the
+ * cut-offs: $3 account, $4 pending, $5 address, $6 known.
+ */
+const HISTORY_PG = `SELECT c."n", c."pending",
+    EXISTS (${KNOWN_SQL((n) => (n === 3 ? "$6::timestamp" : `$${n}`))}) AS "known",
+    COALESCE((SELECT json_agg(json_build_array(h."at", h."pending") ORDER BY h."at") FROM (${ADDRESS_SQL((n) => (n === 3 ? "$5::timestamp" : `$${n}`), pgEpochMs)}) h), '[]'::json) AS "history"
+  FROM (${COUNT_SQL((n) => (n === 1 ? "$1" : n === 2 ? "$3::timestamp" : "$4::timestamp"))}) c`;
+
 type CountRow = { n: number | string; pending: number | string };
 type AttemptRow = { at: string | number; pending: boolean | number };
 const toHistory = (count: CountRow | undefined, rows: AttemptRow[], known: boolean): FailureHistory => ({
@@ -122,25 +132,20 @@ function postgresThrottle(pool: pg.Pool): LoginThrottleStore {
       client.release(broken);
     }
   }
-  const mixed = (n: number) => (n === 1 || n === 2 ? d(n) : ts(n)); // userId, address, then timestamps
   return {
     reserve: (a, since, decide) =>
       inTransaction(async (client) => {
         // Serialise attempts on this account (a missing user locks nothing, and the insert's
         // foreign key refuses an attempt on an account that does not exist).
         await client.query({ name: "tessera_throttle_lock", text: `SELECT 1 FROM "User" WHERE "id" = $1 FOR NO KEY UPDATE`, values: [a.userId] });
-        const count = await client.query<CountRow>({
-          name: "tessera_throttle_count",
-          text: COUNT_SQL((n) => (n === 1 ? d(n) : ts(n))),
-          values: [a.userId, pgTimestamp(since.account), pgTimestamp(since.pending)],
-        });
-        const rows = await client.query<AttemptRow>({
+        // After the lock, in a statement of its own: its snapshot sees what the previous holder committed.
+        const { rows } = await client.query<CountRow & { known: boolean; history: Array<[number, boolean]> }>({
           name: "tessera_throttle_history",
-          text: ADDRESS_SQL(mixed, pgEpochMs),
-          values: [a.userId, a.address, pgTimestamp(since.address)],
+          text: HISTORY_PG,
+          values: [a.userId, a.address, pgTimestamp(since.account), pgTimestamp(since.pending), pgTimestamp(since.address), pgTimestamp(since.known)],
         });
-        const known = await client.query({ name: "tessera_throttle_known", text: KNOWN_SQL(mixed), values: [a.userId, a.address, pgTimestamp(since.known)] });
-        const history = toHistory(count.rows[0], rows.rows, known.rows.length > 0);
+        const row = rows[0];
+        const history = toHistory(row, (row?.history ?? []).map(([at, pending]) => ({ at, pending })), row?.known === true);
         const reserved = decide(history);
         if (reserved) {
           await client.query({ name: "tessera_throttle_insert", text: INSERT_SQL((n) => (n === 4 ? ts(n) : d(n))), values: [a.id, a.userId, a.address, pgTimestamp(a.at)] });
