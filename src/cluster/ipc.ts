@@ -25,12 +25,12 @@ export interface Siblings {
 /** One process, no siblings. */
 export const noSiblings: Siblings = { publish: () => undefined, subscribe: () => undefined };
 
-export type RateOp = "incr" | "read";
 
 /** worker -> primary */
 export type ToPrimary =
   | { tessera: "sibling"; event: SiblingEvent }
-  | { tessera: "rate"; id: number; op: RateOp; key: string; timeWindow: number; max: number; announce: boolean }
+  /** count one more for `key` (reads are answered in the worker: limitedRead) */
+  | { tessera: "rate"; id: number; key: string; timeWindow: number; max: number; announce: boolean }
   | { tessera: "metrics"; id: number }
   | { tessera: "collected"; id: number; metrics: unknown[] };
 
@@ -136,10 +136,10 @@ export function workerSiblings(): Siblings {
   };
 }
 
-/** A rate-limit counter operation done by the primary (the store contract of @fastify/rate-limit). */
-export async function primaryRate(op: RateOp, key: string, timeWindow: number, max: number, announce: boolean): Promise<{ current: number; ttl: number }> {
+/** One more count for `key`, kept by the primary (the store contract's incr, @fastify/rate-limit). */
+export async function primaryIncr(key: string, timeWindow: number, max: number, announce: boolean): Promise<{ current: number; ttl: number }> {
   // Short: a request must not wait long on a busy primary; the caller falls back to local counters.
-  const res = await ask({ tessera: "rate", id: nextId++, op, key, timeWindow, max, announce }, 300);
+  const res = await ask({ tessera: "rate", id: nextId++, key, timeWindow, max, announce }, 300);
   if (res.tessera !== "rate") throw new Error("unexpected answer from the cluster primary");
   return { current: res.current, ttl: res.ttl };
 }

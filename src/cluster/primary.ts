@@ -21,7 +21,6 @@ type Counted = { current: number; ttl: number };
 type Callback = (err: Error | null, res?: Counted) => void;
 interface LocalStore {
   incr(key: string, cb: Callback, timeWindow: number, max: number): void;
-  read(key: string, cb: Callback, timeWindow: number, max: number): void;
 }
 const require = createRequire(import.meta.url);
 const LocalStore = require("@fastify/rate-limit/store/LocalStore.js") as new (continueExceeding: boolean, exponentialBackoff: boolean, cache?: number) => LocalStore;
@@ -187,7 +186,7 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
         // without continueExceeding), so further attempts from the address need no new message;
         // a later window ends later than the one announced, and is announced.
         // Only for the limiters whose check reads it (msg.announce: client authentication).
-        if (res && msg.announce === true && msg.op === "incr" && res.current >= msg.max && res.ttl > 0 && Date.now() + res.ttl > (limited.get(msg.key) ?? 0) + 1000) {
+        if (res && msg.announce === true && res.current >= msg.max && res.ttl > 0 && Date.now() + res.ttl > (limited.get(msg.key) ?? 0) + 1000) {
           const until = Date.now() + res.ttl;
           limited.delete(msg.key);
           limited.set(msg.key, until);
@@ -196,8 +195,7 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
         }
       };
       const store = countersOf(String(msg.key));
-      if (msg.op === "incr") store.incr(msg.key, done, msg.timeWindow, msg.max);
-      else store.read(msg.key, done, msg.timeWindow, msg.max);
+      store.incr(msg.key, done, msg.timeWindow, msg.max);
     } else if (msg.tessera === "collected") {
       waiting.get(msg.id)?.(Array.isArray(msg.metrics) ? msg.metrics : []);
     } else if (msg.tessera === "metrics") {

@@ -15,7 +15,7 @@ import { Redis } from "ioredis";
 import type { Config, RateLimit } from "../../config.ts";
 import { TooManyRequests } from "../../domain/errors.ts";
 import { addressKey } from "../client-address.ts";
-import { isClusterWorker, limitedRead, primaryRate, type RateOp } from "../../cluster/ipc.ts";
+import { isClusterWorker, limitedRead, primaryIncr } from "../../cluster/ipc.ts";
 
 /** The store contract of @fastify/rate-limit (store/LocalStore.js, store/RedisStore.js). */
 type Counted = { current: number; ttl: number };
@@ -86,19 +86,16 @@ const PRIMARY_SKIPPED = new Error("the cluster primary did not answer recently; 
 
 /** A cluster worker's counters, kept by the primary for every worker of the host (cluster/primary.ts). */
 class PrimaryStore implements Store {
-  #op(op: RateOp, key: string, cb: Callback, timeWindow: number, max: number): void {
+  incr(key: string, cb: Callback, timeWindow: number, max: number): void {
     // A primary that is not answering costs one request its timeout, not every request.
     if (Date.now() - primaryFailedAt < PRIMARY_RETRY_MS) return cb(PRIMARY_SKIPPED);
-    primaryRate(op, key, timeWindow, max, CHECKED_LIMITERS.has(key.slice(0, key.indexOf(":")))).then(
+    primaryIncr(key, timeWindow, max, CHECKED_LIMITERS.has(key.slice(0, key.indexOf(":")))).then(
       (res) => cb(null, res),
       (err: Error) => {
         primaryFailedAt = Date.now();
         cb(err);
       },
     );
-  }
-  incr(key: string, cb: Callback, timeWindow: number, max: number): void {
-    this.#op("incr", key, cb, timeWindow, max);
   }
   /**
    * Only whether the key is at its limit (Limiter.check, on every token, revocation and
