@@ -2,15 +2,14 @@
 // behind one port (node:cluster). Every request below goes on a new connection, which the primary
 // hands to the workers in turn; the request log's `worker` field says which one served it, and
 // each test checks that both did, so what it asserts holds whichever worker a client reaches.
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { mkdtempSync, rmSync } from "node:fs";
 import { inflateSync } from "node:zlib";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
-import { describeEachDb, freshDatabase, PASSWORD, statusRefOf, uniqueEmail } from "../helpers/issuer.ts";
+import { describeEachDb, freshDatabase, PASSWORD, statusRefOf, uniqueEmail, type Flavor } from "../helpers/issuer.ts";
 import { freePort } from "../helpers/ports.ts";
 import { killAllIssuers, spawnIssuer, type IssuerProcess } from "../helpers/process.ts";
 
@@ -65,30 +64,56 @@ const alive = (pid: number) => {
   }
 };
 
+/** How many workers have logged "Tessera listening" so far (a replacement logs it again). */
+const workersListened = (proc: IssuerProcess) => proc.logs().filter((l) => typeof l.msg === "string" && /^Tessera listening on .*\(issuer/.test(l.msg)).length;
+
+interface Cluster {
+  proc: IssuerProcess;
+  base: string;
+  port: number;
+  keysDir: string;
+  /** kills what is left, drops the database, removes the keys */
+  close(): Promise<void>;
+}
+
+/** WORKERS=2 on a fresh database, with `env` over the defaults; resolves once both workers listen. */
+async function startCluster(flavor: Flavor, env: Record<string, string> = {}): Promise<Cluster> {
+  const db = await freshDatabase(flavor);
+  const keysDir = mkdtempSync(path.join(os.tmpdir(), "tessera-cluster-keys-"));
+  const close = async () => {
+    await killAllIssuers();
+    await db.drop();
+    rmSync(keysDir, { recursive: true, force: true });
+  };
+  try {
+    const proc = spawnIssuer({ WORKERS: "2", PORT: "0", HOST: "127.0.0.1", ISSUER: "https://issuer.test", KEYS_DIR: keysDir, DATABASE_URL: db.url, LOG_LEVEL: "info", PRUNE_INTERVAL: "0", ...env });
+    const port = await proc.until(() => {
+      for (const line of proc.stdout) {
+        const m = /Tessera listening on http:\/\/127\.0\.0\.1:(\d+) with 2 workers/.exec(line);
+        if (m) return Number(m[1]);
+      }
+      return undefined;
+    }, "both workers listening", 90_000);
+    return { proc, port, base: `http://127.0.0.1:${port}`, keysDir, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
 describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
+  let cluster: Cluster;
   let proc: IssuerProcess;
   let base: string;
   let metricsUrl: string;
   let keysDir: string;
-  let drop: () => Promise<void>;
 
   beforeAll(async () => {
-    const db = await freshDatabase(flavor);
-    drop = db.drop;
-    keysDir = mkdtempSync(path.join(os.tmpdir(), "tessera-cluster-keys-"));
     const metricsPort = await freePort();
     metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-    proc = spawnIssuer({
-      WORKERS: "2",
-      PORT: "0",
-      HOST: "127.0.0.1",
-      ISSUER: "https://issuer.test",
+    cluster = await startCluster(flavor, {
       ALLOWED_ORIGINS: ORIGIN,
-      KEYS_DIR: keysDir,
-      DATABASE_URL: db.url,
       COOKIE_SECURE: "false",
-      LOG_LEVEL: "info",
-      PRUNE_INTERVAL: "0",
       METRICS_PORT: String(metricsPort),
       // Far timers: what a worker learns from its sibling, it cannot have learned from them.
       STATUS_LIST_TTL: "3600",
@@ -99,20 +124,11 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
       // A drain that takes a moment: a second signal arriving meanwhile must not cut it short.
       SHUTDOWN_DELAY: "1",
     });
-    const port = await proc.until(() => {
-      for (const line of proc.stdout) {
-        const m = /Tessera listening on http:\/\/127\.0\.0\.1:(\d+) with 2 workers/.exec(line);
-        if (m) return Number(m[1]);
-      }
-      return undefined;
-    }, "both workers listening", 90_000);
-    base = `http://127.0.0.1:${port}`;
+    ({ proc, base, keysDir } = cluster);
   }, 120_000);
 
   afterAll(async () => {
-    await killAllIssuers();
-    await drop?.();
-    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+    await cluster?.close();
   });
 
   it("the first start creates one signing key for the host, which every worker serves", async () => {
@@ -181,8 +197,7 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
     const pids = workerPids(proc.pid);
     expect(pids).toHaveLength(2);
     const victim = pids[0]!;
-    const listening = () => proc.logs().filter((l) => typeof l.msg === "string" && /^Tessera listening on .*\(issuer/.test(l.msg)).length;
-    const listenedBefore = listening();
+    const listenedBefore = workersListened(proc);
     process.kill(victim, "SIGKILL");
     await proc.until(() => (proc.logs().some((l) => l.msg === "worker exited; starting another" && l.signal === "SIGKILL") ? true : undefined), "the worker's exit", 10_000);
     // Served by the one left while the replacement starts; a scrape meanwhile answers with the
@@ -191,7 +206,7 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
     const scrape = await request(metricsUrl);
     expect(scrape.status, scrape.body).toBe(200);
     expect(scrape.body).toMatch(/^tessera_worker_restarts_total 1$/m);
-    await proc.until(() => (listening() > listenedBefore ? true : undefined), "the replacement listening", 60_000);
+    await proc.until(() => (workersListened(proc) > listenedBefore ? true : undefined), "the replacement listening", 60_000);
     const now = workerPids(proc.pid);
     expect(now).toHaveLength(2);
     expect(now).not.toContain(victim);
@@ -216,10 +231,9 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
 
   it("a worker that starts while an address is over its limit refuses that address too", async () => {
     const [victim] = workerPids(proc.pid);
-    const listening = () => proc.logs().filter((l) => typeof l.msg === "string" && /^Tessera listening on .*\(issuer/.test(l.msg)).length;
-    const listenedBefore = listening();
+    const listenedBefore = workersListened(proc);
     process.kill(victim!, "SIGKILL");
-    await proc.until(() => (listening() > listenedBefore ? true : undefined), "the replacement listening", 60_000);
+    await proc.until(() => (workersListened(proc) > listenedBefore ? true : undefined), "the replacement listening", 60_000);
     const from = proc.logs().length;
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) {
@@ -243,22 +257,15 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
 });
 
 describeEachDb("WORKERS=2: shutdown while a worker is being replaced", (flavor) => {
-  let drop: () => Promise<void>;
-  let keysDir: string;
+  let cluster: Cluster | undefined;
   afterAll(async () => {
-    await killAllIssuers();
-    await drop?.();
-    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+    await cluster?.close();
   });
 
   it("SIGTERM during the restart delay stops the primary at once with exit 0", async () => {
-    const db = await freshDatabase(flavor);
-    drop = db.drop;
-    keysDir = mkdtempSync(path.join(os.tmpdir(), "tessera-cluster-keys-"));
     // With METRICS_PORT, as in production: its listener keeps the primary's event loop alive.
-    const metricsPort = await freePort();
-    const proc = spawnIssuer({ WORKERS: "2", PORT: "0", HOST: "127.0.0.1", ISSUER: "https://issuer.test", KEYS_DIR: keysDir, DATABASE_URL: db.url, LOG_LEVEL: "info", PRUNE_INTERVAL: "0", METRICS_PORT: String(metricsPort) });
-    await proc.until(() => (proc.stdout.some((l) => / with 2 workers/.test(l)) ? true : undefined), "both workers listening", 90_000);
+    cluster = await startCluster(flavor, { METRICS_PORT: String(await freePort()) });
+    const { proc } = cluster;
     const [victim] = workerPids(proc.pid);
     process.kill(victim!, "SIGKILL");
     // A worker that dies within 30 s of its start is replaced after a delay (500 ms the first time).
@@ -273,26 +280,14 @@ describeEachDb("WORKERS=2: shutdown while a worker is being replaced", (flavor) 
 });
 
 describeEachDb("WORKERS=2: when the primary does not answer", (flavor) => {
-  let drop: () => Promise<void>;
-  let keysDir: string;
+  let cluster: Cluster | undefined;
   afterAll(async () => {
-    await killAllIssuers();
-    await drop?.();
-    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+    await cluster?.close();
   });
 
   it("a worker limits client authentication failures on its own counters", async () => {
-    const db = await freshDatabase(flavor);
-    drop = db.drop;
-    keysDir = mkdtempSync(path.join(os.tmpdir(), "tessera-cluster-keys-"));
-    const proc = spawnIssuer({ WORKERS: "2", PORT: "0", HOST: "127.0.0.1", ISSUER: "https://issuer.test", KEYS_DIR: keysDir, DATABASE_URL: db.url, LOG_LEVEL: "info", PRUNE_INTERVAL: "0", RATE_LIMIT_CLIENT_AUTH_FAILURES: "4/1m" });
-    const port = await proc.until(() => {
-      for (const line of proc.stdout) {
-        const m = /Tessera listening on http:\/\/127\.0\.0\.1:(\d+) with 2 workers/.exec(line);
-        if (m) return Number(m[1]);
-      }
-      return undefined;
-    }, "both workers listening", 90_000);
+    cluster = await startCluster(flavor, { RATE_LIMIT_CLIENT_AUTH_FAILURES: "4/1m" });
+    const { proc, port } = cluster;
     // One kept-alive connection: a worker's own socket, which keeps working while the primary
     // (which hands out new connections) is stopped.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
