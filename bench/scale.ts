@@ -28,7 +28,7 @@ import os from "node:os";
 import path from "node:path";
 import type autocannon from "autocannon";
 import { openPrismaStorage } from "../src/storage/prisma/index.ts";
-import { FORM, limited, login, passwordBody, refreshBody } from "./lib/http.ts";
+import { FORM, limited, login, passwordBody, refreshRequest } from "./lib/http.ts";
 import { loadSlice } from "./lib/load.ts";
 import { makeTempDir, runCleanups, runDatabase } from "./lib/proc.ts";
 import { envNum, registerUsers, serverEntry, startTessera } from "./lib/server.ts";
@@ -63,19 +63,7 @@ async function sidesOf(server: Server, users: string[], label: string, found: Fi
       let n = 0;
       const setupClient = (client: autocannon.Client) => {
         const chain = chains[n++ % chains.length]!;
-        client.setRequests([
-          {
-            method: "POST",
-            path: "/oauth/token",
-            headers: FORM,
-            setupRequest: (req) => ({ ...req, body: refreshBody(chain.token) }),
-            onResponse: (status, body) => {
-              if (status === 400) rejected++;
-              const next = status === 200 ? (JSON.parse(body) as { refresh_token?: unknown }).refresh_token : undefined;
-              if (typeof next === "string") chain.token = next;
-            },
-          },
-        ]);
+        client.setRequests([refreshRequest(chain, (status) => void (status === 400 && rejected++))]);
       };
       return loadSlice({ url: server.base, connections: chains.length, seconds, graceful: true, setupClient, serverPid: server.child.pid });
     },

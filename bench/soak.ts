@@ -30,7 +30,7 @@ import { freePort } from "../test/helpers/ports.ts";
 import { registerUsers, serverEntry, startTessera } from "./lib/server.ts";
 import { createBenchClient } from "./scenarios/client-credentials.ts";
 import type { Flavor, Server } from "./scenarios/scenario.ts";
-import { FORM, limited, login, passwordBody, post, refreshBody } from "./lib/http.ts";
+import { FORM, limited, login, passwordBody, post, refreshRequest } from "./lib/http.ts";
 import { loadSlice } from "./lib/load.ts";
 import { makeTempDir, readMem, runCleanups, runDatabase } from "./lib/proc.ts";
 import { heading, note, percentile } from "./lib/report.ts";
@@ -126,8 +126,7 @@ async function soak(flavor: "sqlite" | "postgres", failures: string[]) {
       jwks: () => ({ method: "GET", path: "/.well-known/jwks.json" }),
       refresh: (n) => {
         const chain = chains[n % CHAINS]!;
-        return { method: "POST", path: "/oauth/token", headers: FORM, setupRequest: (req) => ({ ...req, body: refreshBody(chain.token) }),
-          onResponse: (status, body) => { if (status === 200) chain.token = (JSON.parse(body) as { refresh_token: string }).refresh_token; } };
+        return refreshRequest(chain);
       },
       password: (n) => ({ method: "POST", path: "/oauth/token", headers: FORM, body: passwordBody(users[n % users.length]!) }),
       introspect: () => ({ method: "POST", path: "/oauth/introspect", headers: auth, setupRequest: (req) => ({ ...req, body: `token=${tokens[tokens.length - 1] ?? "x"}&token_type_hint=access_token` }) }),

@@ -4,10 +4,10 @@
 //   client_credentials: parse the form body, sign a JWT of the same shape with jose, answer JSON.
 //   No client authentication, no store, no headers beyond Fastify's: the ceiling of any Node
 //   issuer on this stack, where "jose signing alone" leaves HTTP out.
-import { randomUUID } from "node:crypto";
 import formbody from "@fastify/formbody";
 import Fastify from "fastify";
-import { generateKeyPair, SignJWT } from "jose";
+import { generateKeyPair } from "jose";
+import { signBenchToken } from "../lib/bench-token.ts";
 
 const port = Number(process.env.PORT);
 if (!Number.isInteger(port) || port <= 0) throw new Error("PORT is required");
@@ -21,16 +21,7 @@ if (alg) {
   await app.register(formbody);
   app.post("/token", async (request) => {
     const { scope } = request.body as { scope?: string };
-    const iat = Math.floor(Date.now() / 1000);
-    const accessToken = await new SignJWT({ client_id: "c_bench", scope: scope ?? "read" })
-      .setProtectedHeader({ alg, kid: "bench", typ: "at+jwt" })
-      .setIssuer("http://127.0.0.1")
-      .setSubject("c_bench")
-      .setAudience("api")
-      .setIssuedAt(iat)
-      .setExpirationTime(iat + 900)
-      .setJti(randomUUID())
-      .sign(privateKey);
+    const accessToken = await signBenchToken(privateKey, alg, scope ?? "read");
     return { access_token: accessToken, token_type: "Bearer", expires_in: 900, scope: scope ?? "read" };
   });
 }

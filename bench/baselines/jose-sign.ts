@@ -1,8 +1,8 @@
 // Baseline for the client_credentials scenario: what jose alone can sign per second with the
 // issuer's algorithm (ES256 by default), CONCURRENCY signatures in flight, in its own process.
 // Same header and claim shape as a Tessera client_credentials token.
-import { randomUUID } from "node:crypto";
-import { generateKeyPair, SignJWT } from "jose";
+import { generateKeyPair } from "jose";
+import { signBenchToken } from "../lib/bench-token.ts";
 import { serveSlices, timedLoops } from "../lib/slices.ts";
 
 const concurrency = Number(process.env.CONCURRENCY);
@@ -12,16 +12,7 @@ const { privateKey } = await generateKeyPair(alg, alg === "RS256" || alg === "PS
 
 await serveSlices((seconds) =>
   timedLoops(concurrency, seconds, async () => {
-    const iat = Math.floor(Date.now() / 1000);
-    await new SignJWT({ client_id: "c_bench", scope: "read" })
-      .setProtectedHeader({ alg, kid: "bench", typ: "at+jwt" })
-      .setIssuer("http://127.0.0.1")
-      .setSubject("c_bench")
-      .setAudience("api")
-      .setIssuedAt(iat)
-      .setExpirationTime(iat + 900)
-      .setJti(randomUUID())
-      .sign(privateKey);
+    await signBenchToken(privateKey, alg);
     return true;
   }),
 );

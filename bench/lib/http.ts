@@ -1,5 +1,6 @@
 // What the benchmark's clients send outside the measured windows: setup (registering users,
-// logging in) and checks before and after a measurement.
+// logging in) and checks before and after a measurement; and the refresh chain's request.
+import type autocannon from "autocannon";
 
 export const PASSWORD = "correct horse battery staple";
 export const FORM = { "content-type": "application/x-www-form-urlencoded" };
@@ -19,6 +20,24 @@ export async function post(url: string, body: string, headers: Record<string, st
 export const passwordBody = (email: string) =>
   new URLSearchParams({ grant_type: "password", username: email, password: PASSWORD, client_id: "web" }).toString();
 export const refreshBody = (token: string) => `grant_type=refresh_token&refresh_token=${encodeURIComponent(token)}&client_id=web`;
+
+/**
+ * One refresh rotation of `chain` under load: it always presents the newest token it was given
+ * and keeps the next one; `onAnswer` sees every status (and the new token on a 200).
+ */
+export function refreshRequest(chain: { token: string }, onAnswer?: (status: number, next: string | undefined) => void): autocannon.Request {
+  return {
+    method: "POST",
+    path: "/oauth/token",
+    headers: FORM,
+    setupRequest: (req) => ({ ...req, body: refreshBody(chain.token) }),
+    onResponse: (status, body) => {
+      const next = status === 200 ? (JSON.parse(body) as { refresh_token?: unknown }).refresh_token : undefined;
+      if (typeof next === "string") chain.token = next;
+      onAnswer?.(status, typeof next === "string" ? next : undefined);
+    },
+  };
+}
 
 /** The password grant; resolves with the refresh token. */
 export async function login(base: string, email: string): Promise<string> {

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import type autocannon from "autocannon";
 import { loadSlice } from "../lib/load.ts";
-import { FORM, limited, login, post, refreshBody } from "../lib/http.ts";
+import { FORM, limited, login, post, refreshBody, refreshRequest } from "../lib/http.ts";
 import { benchEnv, JsonWorker, runDatabase } from "../lib/proc.ts";
 import { heading, line, note } from "../lib/report.ts";
 import { alternate, type Side } from "../lib/slices.ts";
@@ -46,22 +46,13 @@ export const refreshScenario: Scenario = {
         const setupClient = (client: autocannon.Client) => {
           const chain = chains[n++ % chains.length]!;
           client.setRequests([
-            {
-              method: "POST",
-              path: "/oauth/token",
-              headers: FORM,
-              setupRequest: (req) => ({ ...req, body: refreshBody(chain.token) }),
-              onResponse: (status, body) => {
-                statuses.set(status, (statuses.get(status) ?? 0) + 1);
-                if (status !== 200) return;
-                const next = (JSON.parse(body) as { refresh_token?: unknown }).refresh_token;
-                if (typeof next !== "string") return;
-                chain.token = next;
-                chain.history.push(next);
-                if (chain.history.length > 3) chain.history.shift();
-                chain.rotations++;
-              },
-            },
+            refreshRequest(chain, (status, next) => {
+              statuses.set(status, (statuses.get(status) ?? 0) + 1);
+              if (next === undefined) return;
+              chain.history.push(next);
+              if (chain.history.length > 3) chain.history.shift();
+              chain.rotations++;
+            }),
           ]);
         };
         return loadSlice({ url: server.base, connections: chains.length, seconds, graceful: true, setupClient, serverPid: server.child.pid });
