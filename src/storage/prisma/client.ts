@@ -13,11 +13,14 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { PrismaClient as SqliteClient } from "../../generated/sqlite/client.ts";
 import { PrismaClient as PostgresClient } from "../../generated/postgres/client.ts";
+import { startCheckpointer, type Checkpointer, type CheckpointerOptions } from "./checkpointer.ts";
 
 export type Db = SqliteClient;
 export type DbFlavor = "sqlite" | "postgres";
 
-export type DirectHandle = { flavor: "postgres"; pool: pg.Pool } | { flavor: "sqlite"; sqlite: Database.Database };
+export type DirectHandle =
+  | { flavor: "postgres"; pool: pg.Pool }
+  | { flavor: "sqlite"; sqlite: Database.Database; checkpointer?: Checkpointer };
 
 export const flavorOf = (url: string): DbFlavor => (/^postgres(ql)?:/.test(url) ? "postgres" : "sqlite");
 
@@ -29,6 +32,8 @@ export function sqlitePath(url: string): string {
 export interface OpenOptions {
   /** Postgres pool size */
   poolSize?: number;
+  /** SQLite: WAL checkpoints in a worker thread (checkpointer.ts); default on, false = SQLite's inline ones */
+  checkpointer?: false | CheckpointerOptions;
 }
 
 export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db: Db; flavor: DbFlavor; direct: DirectHandle }> {
@@ -61,11 +66,25 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db:
   const sqlite = new Database(file, { timeout: 0 });
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
-  return { db, flavor: "sqlite", direct: { flavor: "sqlite", sqlite } };
+  const checkpointer =
+    opts.checkpointer === false
+      ? undefined
+      : await startCheckpointer(
+          file,
+          async (pages) => {
+            sqlite.pragma(`wal_autocheckpoint = ${pages}`);
+            await db.$queryRawUnsafe(`PRAGMA wal_autocheckpoint = ${pages}`);
+          },
+          opts.checkpointer,
+        );
+  return { db, flavor: "sqlite", direct: { flavor: "sqlite", sqlite, checkpointer } };
 }
 
 /** Closes the direct driver handle (after Prisma's own disconnect: on Postgres they share the pool). */
 export async function closeDirect(direct: DirectHandle): Promise<void> {
-  if (direct.flavor === "sqlite") direct.sqlite.close();
+  if (direct.flavor === "sqlite") {
+    await direct.checkpointer?.close();
+    direct.sqlite.close();
+  }
   else await direct.pool.end();
 }

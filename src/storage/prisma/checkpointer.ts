@@ -1,0 +1,144 @@
+// SQLite's WAL checkpoints off the event loop. In WAL mode with synchronous=NORMAL a commit writes
+// its pages to the WAL without an fsync; the fsyncs happen when the WAL is copied back into the
+// database file (a checkpoint). By default the connection that commits runs that checkpoint
+// itself, inline, whenever the WAL passes 1000 pages: better-sqlite3 is synchronous, so every few
+// hundred commits one request's statement blocks the event loop for the copy and two fsyncs
+// (measured: more than half of a refresh rotation's INSERT time; see README, "SQLite checkpoints").
+//
+// Here both of the process's connections (Prisma's and the direct one) have automatic
+// checkpoints turned off, and a worker thread with its own connection checkpoints instead:
+// - every CHECKPOINT_INTERVAL_MS a PASSIVE checkpoint, which never blocks readers or writers;
+// - once the WAL holds RESTART_PAGES, a RESTART checkpoint after it, so the next writer starts
+//   the WAL file from the beginning again. Without it, under steady writes, the WAL is never seen
+//   fully copied when a write begins, and grows without bound. RESTART takes the write lock for
+//   the few frames written since the PASSIVE one (a writer meanwhile is retried, as for any
+//   other writer: retryWhileBusy or the busy timeout), and waits up to RESTART_WAIT_MS for it.
+// Durability is unchanged: what a commit wrote is in the WAL either way.
+//
+// If the worker cannot start or fails, both connections go back to automatic checkpoints.
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+
+export const CHECKPOINT_INTERVAL_MS = 100;
+/** 4096 pages of 4 KiB: 16 MiB of WAL before the file is started over. */
+export const RESTART_PAGES = 4096;
+/** How long the RESTART waits for a writer's statement to end. */
+export const RESTART_WAIT_MS = 100;
+/** SQLite's own default for wal_autocheckpoint, restored if the worker fails. */
+export const AUTOCHECKPOINT_PAGES = 1000;
+
+/** The worker: plain CommonJS, evaluated (no TypeScript loader needed in tests or dist). */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { timeout: 0 });
+let timer;
+const busy = (err) => /^SQLITE_(BUSY|LOCKED)/.test(String(err && err.code));
+const tick = () => {
+  try {
+    const [passive] = db.pragma("wal_checkpoint(PASSIVE)");
+    let restarted = false;
+    if (passive.log >= workerData.restartPages) {
+      // Waits (up to RESTART_WAIT_MS) for a writer's statement to end; then holds the write lock
+      // while it copies what was written since the PASSIVE round.
+      db.pragma("busy_timeout = " + workerData.restartWaitMs);
+      try {
+        const [restart] = db.pragma("wal_checkpoint(RESTART)");
+        restarted = restart.busy === 0;
+      } finally {
+        db.pragma("busy_timeout = 0");
+      }
+    }
+    if (workerData.report) parentPort.postMessage({ log: passive.log, checkpointed: passive.checkpointed, restarted });
+  } catch (err) {
+    if (!busy(err)) throw err;
+  }
+  timer = setTimeout(tick, workerData.intervalMs);
+};
+parentPort.on("message", (m) => {
+  if (m === "close") {
+    clearTimeout(timer);
+    db.close();
+    parentPort.close();
+  }
+});
+tick();
+`;
+
+export interface CheckpointerOptions {
+  intervalMs?: number;
+  restartPages?: number;
+  /** module id of the driver the worker loads (tests point it elsewhere to make the worker fail) */
+  driver?: string;
+  /** told of each round (tests) */
+  onRound?: (round: { log: number; checkpointed: number; restarted: boolean }) => void;
+}
+
+export interface Checkpointer {
+  /** false once the worker failed: the connections checkpoint on their own again */
+  readonly running: boolean;
+  /** resolves when the worker has failed and the fallback is in place (tests) */
+  readonly failed: Promise<Error>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the worker for the SQLite database `file`. `setAutocheckpoint(pages)` is applied to every
+ * connection of this process on that file: 0 now, AUTOCHECKPOINT_PAGES if the worker fails.
+ */
+export async function startCheckpointer(
+  file: string,
+  setAutocheckpoint: (pages: number) => Promise<void>,
+  opts: CheckpointerOptions = {},
+): Promise<Checkpointer> {
+  // Off before the worker exists, so that a worker failing at once is always followed by the restore.
+  await setAutocheckpoint(0);
+  const require = createRequire(import.meta.url);
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: {
+      driver: opts.driver ?? require.resolve("better-sqlite3"),
+      file,
+      intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS,
+      restartPages: opts.restartPages ?? RESTART_PAGES,
+      restartWaitMs: RESTART_WAIT_MS,
+      report: opts.onRound !== undefined,
+    },
+  });
+  worker.unref();
+  let running = true;
+  let closing = false;
+  let reportFailure!: (err: Error) => void;
+  const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+
+  const fallBack = async (err: Error) => {
+    if (!running || closing) return;
+    running = false;
+    await setAutocheckpoint(AUTOCHECKPOINT_PAGES).catch(() => undefined);
+    reportFailure(err);
+  };
+  worker.on("error", (err) => void fallBack(err));
+  worker.on("exit", (code) => {
+    if (!closing) void fallBack(new Error(`checkpoint worker exited with code ${code}`));
+  });
+  if (opts.onRound) worker.on("message", opts.onRound);
+
+  return {
+    get running() {
+      return running;
+    },
+    failed,
+    async close() {
+      if (closing) return exited;
+      closing = true;
+      if (running) {
+        worker.postMessage("close");
+        const timeout = setTimeout(() => void worker.terminate(), 2000);
+        await exited;
+        clearTimeout(timeout);
+      }
+      running = false;
+    },
+  };
+}
