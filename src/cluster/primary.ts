@@ -80,8 +80,21 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
       });
       trySend(worker, { tessera: "collect", id });
     });
-  // The primary's own metrics, after the workers' sums: a restart shows here (and summed
-  // counters drop by the dead worker's share, which Prometheus reads as a counter reset).
+  // A dead worker's counters stay in the sums, as of the last scrape it answered: otherwise the
+  // sum would drop by its share when it is replaced, which Prometheus reads as a counter reset.
+  // (What it counted after that scrape is lost; the sum still never goes down.) Gauges go with it.
+  type MetricJson = Array<{ type?: unknown }>;
+  const aggregate = (answers: MetricJson[]) => AggregatorRegistry.aggregate(answers as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+  const lastAnswer = new Map<Worker, MetricJson>();
+  let retired: Promise<MetricJson> = Promise.resolve([]);
+  const retire = (worker: Worker) => {
+    const last = lastAnswer.get(worker);
+    lastAnswer.delete(worker);
+    if (!last) return;
+    const cumulative = last.filter((m) => m.type === "counter" || m.type === "histogram");
+    retired = retired.then((sofar) => (aggregate([sofar, cumulative]).getMetricsAsJSON() as Promise<MetricJson>).catch(() => sofar));
+  };
+  // The primary's own metrics, after the workers' sums: a restart shows here.
   const own = new Registry();
   const restarts = new Counter({ name: "tessera_worker_restarts_total", help: "Workers replaced after they died", registers: [own] });
   const slots = new Map<number, Slot>();
@@ -96,8 +109,15 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     },
   });
   const render = async () => {
-    const answers = await Promise.all([...slots.values()].filter((s) => s.listened).map((s) => collect(s.worker)));
-    const workers = AggregatorRegistry.aggregate(answers.filter((a): a is unknown[] => a !== null) as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+    const answering = [...slots.values()].filter((s) => s.listened).map((s) => s.worker);
+    const answers = await Promise.all(
+      answering.map(async (worker) => {
+        const metrics = (await collect(worker)) as MetricJson | null;
+        if (metrics !== null && slots.has(indexOf(worker) ?? -1)) lastAnswer.set(worker, metrics);
+        return metrics;
+      }),
+    );
+    const workers = aggregate([...answers.filter((a): a is MetricJson => a !== null), await retired]);
     return { contentType: own.contentType, body: `${await workers.metrics()}\n${await own.metrics()}` };
   };
 
@@ -116,6 +136,8 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
       process.exit(exitCode);
     });
   };
+
+  const indexOf = (worker: Worker): number | undefined => [...slots.entries()].find(([, s]) => s.worker === worker)?.[0];
 
   const fork = (index: number, failures: number) => {
     // The first start's work is done above, once; each worker reads its config from the same env.
@@ -146,6 +168,7 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     const [index, slot] = entry;
     // Gone from the table at once: a shutdown waits only for workers that are still running.
     slots.delete(index);
+    retire(worker);
     if (closing) {
       // A worker that failed to drain makes the primary's exit code; one that the shutdown's own
       // signal ended before it could handle it (still starting) had nothing to drain.

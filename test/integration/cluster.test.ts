@@ -198,6 +198,10 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
     expect(pids).toHaveLength(2);
     const victim = pids[0]!;
     const listenedBefore = workersListened(proc);
+    // Both workers registered users in the test before: each has its share of this counter.
+    const registered = (body: string) => Number(/^tessera_audit_events_total\{type="user\.registered"\} (\d+)/m.exec(body)?.[1] ?? NaN);
+    const before = await request(metricsUrl);
+    expect(registered(before.body)).toBeGreaterThanOrEqual(4);
     process.kill(victim, "SIGKILL");
     await proc.until(() => (proc.logs().some((l) => l.msg === "worker exited; starting another" && l.signal === "SIGKILL") ? true : undefined), "the worker's exit", 10_000);
     // Served by the one left while the replacement starts; a scrape meanwhile answers with the
@@ -206,6 +210,8 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
     const scrape = await request(metricsUrl);
     expect(scrape.status, scrape.body).toBe(200);
     expect(scrape.body).toMatch(/^tessera_worker_restarts_total 1$/m);
+    // The dead worker's count stays in the sum (as of the scrape before): a counter never goes down.
+    expect(registered(scrape.body)).toBe(registered(before.body));
     await proc.until(() => (workersListened(proc) > listenedBefore ? true : undefined), "the replacement listening", 60_000);
     const now = workerPids(proc.pid);
     expect(now).toHaveLength(2);
