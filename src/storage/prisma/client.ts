@@ -13,7 +13,7 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { PrismaClient as SqliteClient } from "../../generated/sqlite/client.ts";
 import { PrismaClient as PostgresClient } from "../../generated/postgres/client.ts";
-import { startCheckpointer, type Checkpointer, type CheckpointerOptions } from "./checkpointer.ts";
+import { startCheckpointer, WAL_SIZE_LIMIT, type Checkpointer, type CheckpointerOptions } from "./checkpointer.ts";
 
 export type Db = SqliteClient;
 export type DbFlavor = "sqlite" | "postgres";
@@ -73,6 +73,7 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db:
           file,
           async (pages) => {
             sqlite.pragma(`wal_autocheckpoint = ${pages}`);
+            sqlite.pragma(`journal_size_limit = ${pages === 0 ? WAL_SIZE_LIMIT : -1}`);
             await db.$queryRawUnsafe(`PRAGMA wal_autocheckpoint = ${pages}`);
           },
           opts.checkpointer,
