@@ -64,6 +64,9 @@ async function main(): Promise<void> {
       insertChild: (c, now) => (queries.push("[driver] INSERT refresh token if the session is live"), inner.sessions.insertChild(c, now)),
     },
     loginThrottle: inner.loginThrottle,
+    audit: {
+      insertEvent: (e) => (queries.push(`[driver] INSERT audit event (${e.type})`), inner.audit.insertEvent(e)),
+    },
   });
   const services = await createServices(config, logger, { storage });
   const app = await buildApp(services, logger);

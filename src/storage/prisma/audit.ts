@@ -1,24 +1,14 @@
 // The AuditStore on Prisma.
 import type { AuditEventRecord, AuditStore } from "../../domain/audit-store.ts";
+import type { AuditQueries } from "./audit-queries.ts";
 import type { Db } from "./client.ts";
 
 const PRUNE_CHUNK = 2000;
 
-export function prismaAuditStore(db: Db): AuditStore {
+export function prismaAuditStore(db: Db, queries: AuditQueries): AuditStore {
   return {
-    async record(e: AuditEventRecord) {
-      await db.auditEvent.create({
-        data: {
-          id: e.id,
-          type: e.type,
-          at: e.at,
-          userId: e.userId ?? null,
-          clientId: e.clientId ?? null,
-          sessionId: e.sessionId ?? null,
-          details: JSON.stringify(e.details ?? {}),
-        },
-      });
-    },
+    // The INSERT runs on the driver (audit-queries.ts): one per login.
+    record: (e: AuditEventRecord) => queries.insertEvent(e),
     async list(filter) {
       const rows = await db.auditEvent.findMany({
         where: { type: filter.type, sessionId: filter.sessionId },

@@ -1,10 +1,11 @@
 // Prisma implementation of the domain's stores, one code base for SQLite and Postgres: composes
 // one store per aggregate (users.ts, clients.ts, sessions.ts, audit.ts, revocations.ts,
 // status-lists.ts) over the Prisma client, and the hot paths that run on the driver directly
-// (session-queries.ts, user-queries.ts, login-throttle.ts) over the direct handle.
+// (session-queries.ts, user-queries.ts, login-throttle.ts, audit-queries.ts) over the direct handle.
 import type { LoginThrottleStore } from "../../domain/credentials/throttle.ts";
 import type { Storage } from "../storage.ts";
 import { prismaAuditStore } from "./audit.ts";
+import { auditQueries, type AuditQueries } from "./audit-queries.ts";
 import { closeDirect, openDb, type Db, type DbFlavor, type DirectHandle, type OpenOptions } from "./client.ts";
 import { prismaClientStore } from "./clients.ts";
 import { DatabaseKeyStore } from "./database-key-store.ts";
@@ -27,12 +28,14 @@ export interface DriverQueries {
   sessions: SessionQueries;
   users: UserQueries;
   loginThrottle: LoginThrottleStore;
+  audit: AuditQueries;
 }
 
 export const driverQueries = (direct: DirectHandle): DriverQueries => ({
   sessions: sessionQueries(direct),
   users: userQueries(direct),
   loginThrottle: loginThrottleStore(direct),
+  audit: auditQueries(direct),
 });
 
 export async function openPrismaStorage(url: string, opts: OpenOptions = {}): Promise<PrismaStorage> {
@@ -63,7 +66,7 @@ export function prismaStorage(db: Db, flavor: DbFlavor, direct: DirectHandle, qu
     clients: prismaClientStore(db),
     sessions: prismaSessionStore(db, queries.sessions),
     revocations: prismaRevocationStore(db),
-    audit: prismaAuditStore(db),
+    audit: prismaAuditStore(db, queries.audit),
     statusIndices: prismaStatusIndexStore(db),
     revokedIndices: prismaRevokedIndexStore(db),
   };
