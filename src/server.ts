@@ -3,7 +3,7 @@
 // workers that run the rest of this file.
 import cluster from "node:cluster";
 import { buildApp } from "./app.ts";
-import { isClusterWorker, workerIndex, workerSiblings } from "./cluster/ipc.ts";
+import { isClusterWorker, limitedList, workerIndex, workerSiblings } from "./cluster/ipc.ts";
 import { runPrimary } from "./cluster/primary.ts";
 import { ConfigError, isLoopbackHost, loadConfig } from "./config.ts";
 import { buildMetricsApp, metricsOnPublicListener } from "./http/routes/metrics.ts";
@@ -103,6 +103,15 @@ async function main(): Promise<void> {
     } else if (config.metricsEnabled && !metricsOnPublicListener(config) && config.metricsPort === null && (worker === null || worker === 0)) {
       logger.warn(
         "/metrics is not served: set METRICS_PORT to serve it on its own listener (bound to METRICS_HOST, default 127.0.0.1), or METRICS_TOKEN to serve it here behind a bearer token; METRICS_ENABLED=false silences this",
+      );
+    }
+    if (isClusterWorker()) {
+      // The addresses over a limit on this host, before the first connection (cluster/ipc.ts).
+      await limitedList().then(
+        (limited) => {
+          if (limited > 0) logger.info({ limited }, "addresses at their limit on this host, refused from the first connection");
+        },
+        (err: Error) => logger.warn({ err: { message: err.message } }, "the cluster primary did not hand over the addresses at their limit"),
       );
     }
     await app.listen({ port: config.port, host: config.host });

@@ -32,7 +32,9 @@ export type ToPrimary =
   /** count one more for `key` (reads are answered in the worker: limitedRead) */
   | { tessera: "rate"; id: number; key: string; timeWindow: number; max: number; announce: boolean }
   | { tessera: "metrics"; id: number }
-  | { tessera: "collected"; id: number; metrics: unknown[] };
+  | { tessera: "collected"; id: number; metrics: unknown[] }
+  /** every key at its limit now: asked once, before the worker listens */
+  | { tessera: "limited-list"; id: number };
 
 /** primary -> worker */
 export type ToWorker =
@@ -41,8 +43,11 @@ export type ToWorker =
   | { tessera: "metrics"; id: number; contentType: string; body: string }
   | { tessera: "failed"; id: number; message: string }
   | { tessera: "collect"; id: number }
-  /** keys at their limit, each until when (ms since the epoch: the same host's clock) */
-  | { tessera: "limited"; entries: Array<[key: string, until: number]> };
+  /**
+   * keys at their limit, each until when (ms since the epoch: the same host's clock); with `id`,
+   * the answer to a worker's limited-list
+   */
+  | { tessera: "limited"; id?: number; entries: Array<[key: string, until: number]> };
 
 /** The environment variable the primary gives each worker: its index, 0..WORKERS-1, kept across restarts. */
 export const WORKER_INDEX_ENV = "TESSERA_WORKER_INDEX";
@@ -90,7 +95,8 @@ function listen(): void {
         limitedUntil.set(key, until);
         if (limitedUntil.size > MAX_LIMITED) limitedUntil.delete(limitedUntil.keys().next().value!);
       }
-      return;
+      if (msg.id === undefined) return;
+      // The answer to limitedList(): settled below.
     }
     if (msg.tessera === "collect") {
       const registry = ownMetrics;
@@ -100,9 +106,9 @@ function listen(): void {
       );
       return;
     }
-    const waiting = pending.get(msg.id);
+    const waiting = msg.id === undefined ? undefined : pending.get(msg.id);
     if (!waiting) return; // answered after its timeout
-    pending.delete(msg.id);
+    pending.delete(msg.id!);
     clearTimeout(waiting.timer);
     if (msg.tessera === "failed") waiting.reject(new Error(msg.message));
     else waiting.resolve(msg);
@@ -162,6 +168,17 @@ export function limitedRead(key: string, max: number): { current: number; ttl: n
   if (ttl > 0) return { current: max, ttl };
   if (until !== undefined) limitedUntil.delete(key);
   return { current: 0, ttl: 0 };
+}
+
+/**
+ * Every key at its limit on this host, from the primary, before this worker listens: a worker
+ * started while an address is over its limit refuses it from its first connection. Later keys
+ * are announced to every worker, listening or not.
+ */
+export async function limitedList(timeoutMs = 2000): Promise<number> {
+  const res = await ask({ tessera: "limited-list", id: nextId++ }, timeoutMs);
+  if (res.tessera !== "limited") throw new Error("unexpected answer from the cluster primary");
+  return res.entries.length;
 }
 
 /** The metrics of every worker of this host, summed by the primary. */

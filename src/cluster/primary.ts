@@ -50,7 +50,7 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
   // single process keeps them, so flooding one limiter cannot evict another's counters.
   const counters = new Map<string, LocalStore>();
   // Keys at their limit, announced to every worker (their checks are then local: cluster/ipc.ts),
-  // and again to a worker that starts while they are.
+  // and handed to a starting worker that asks before it listens (limitedList).
   const limited = new Map<string, number>();
   const announce = (entries: Array<[string, number]>, to: Iterable<Slot>) => {
     if (entries.length > 0) for (const s of to) trySend(s.worker, { tessera: "limited", entries });
@@ -149,13 +149,7 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
 
   cluster.on("listening", (worker, address) => {
     const slot = [...slots.values()].find((s) => s.worker === worker);
-    if (slot) {
-      slot.listened = true;
-      // One message with every key still at its limit.
-      const now = Date.now();
-      for (const [key, until] of limited) if (until <= now) limited.delete(key);
-      announce([...limited], [slot]);
-    }
+    if (slot) slot.listened = true;
     if (!allUp && slots.size === config.workers && [...slots.values()].every((s) => s.listened)) {
       allUp = true;
       logger.info({ workers: config.workers }, `Tessera listening on http://${config.host}:${address.port} with ${config.workers} workers (issuer ${config.issuer})`);
@@ -219,6 +213,11 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
       };
       const store = countersOf(String(msg.key));
       store.incr(msg.key, done, msg.timeWindow, msg.max);
+    } else if (msg.tessera === "limited-list") {
+      // A starting worker, before it listens: one message with every key still at its limit.
+      const now = Date.now();
+      for (const [key, until] of limited) if (until <= now) limited.delete(key);
+      trySend(worker, { tessera: "limited", id: msg.id, entries: [...limited] });
     } else if (msg.tessera === "collected") {
       waiting.get(msg.id)?.(Array.isArray(msg.metrics) ? msg.metrics : []);
     } else if (msg.tessera === "metrics") {

@@ -239,7 +239,14 @@ describeEachDb("WORKERS=2: one host, two workers", (flavor) => {
     const [victim] = workerPids(proc.pid);
     const listenedBefore = workersListened(proc);
     process.kill(victim!, "SIGKILL");
+    const fromStart = proc.logs().length;
     await proc.until(() => (workersListened(proc) > listenedBefore ? true : undefined), "the replacement listening", 60_000);
+    // It had the list before it listened: no connection can reach it before it knows.
+    const started = proc.logs().slice(fromStart);
+    const handedOver = started.findIndex((l) => l.msg === "addresses at their limit on this host, refused from the first connection" && (l.limited as number) >= 1);
+    const listening = started.findIndex((l) => typeof l.msg === "string" && l.msg.startsWith("Tessera listening") && l.worker !== undefined);
+    expect(handedOver, proc.tail(20)).toBeGreaterThanOrEqual(0);
+    expect(handedOver).toBeLessThan(listening);
     const from = proc.logs().length;
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) {
