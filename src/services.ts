@@ -164,6 +164,9 @@ export async function createAdminServices(
 export async function createServices(config: Config, logger: AuditLogger, overrides: ServiceOverrides = {}): Promise<Services> {
   const clock = overrides.clock ?? systemClock;
   const storage = overrides.storage ?? (await openPrismaStorage(config.databaseUrl));
+  void storage.checkpointerFailed?.then((err) =>
+    logger.error({ err: { message: err.message } }, "the SQLite checkpoint worker failed: checkpoints run inline again, in the statements that commit"),
+  );
   try {
     const { audit, keyStore, keyManager } = keysAndAudit(config, storage, logger, clock);
     await keyManager.ensureInitialKey();

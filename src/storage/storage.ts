@@ -28,4 +28,6 @@ export interface Storage {
   isUnavailable(err: unknown): boolean;
   /** the database key store (KEY_STORE=database), sealing with `encryptionKey` */
   keyStore(encryptionKey: Buffer): KeyStore;
+  /** SQLite: settles if the checkpoint worker fails (the connections then checkpoint inline again) */
+  checkpointerFailed?: Promise<Error>;
 }

@@ -3,21 +3,25 @@
 // database file (a checkpoint). By default the connection that commits runs that checkpoint
 // itself, inline, whenever the WAL passes 1000 pages: better-sqlite3 is synchronous, so every few
 // hundred commits one request's statement blocks the event loop for the copy and two fsyncs
-// (measured: more than half of a refresh rotation's INSERT time; see README, "SQLite checkpoints").
+// (see README, "SQLite checkpoints off the event loop").
 //
 // Here both of the process's connections (Prisma's and the direct one) have automatic
 // checkpoints turned off, and a worker thread with its own connection checkpoints instead:
-// - every CHECKPOINT_INTERVAL_MS a PASSIVE checkpoint, which never blocks readers or writers;
-// - once the WAL holds RESTART_PAGES, a RESTART checkpoint after it, so the next writer starts
-//   the WAL file from the beginning again. Without it, under steady writes, the WAL is never seen
-//   fully copied when a write begins, and grows without bound. RESTART takes the write lock for
-//   the few frames written since the PASSIVE one (a writer meanwhile is retried, as for any
-//   other writer: retryWhileBusy or the busy timeout), and waits up to RESTART_WAIT_MS for it.
+// - every CHECKPOINT_INTERVAL_MS a PASSIVE checkpoint, which never takes the write lock;
+// - once the WAL holds RESTART_PAGES and that PASSIVE round copied all of it, a RESTART, so the
+//   next writer starts the WAL file from the beginning again. Without it, under steady writes,
+//   the WAL is never seen fully copied when a write begins, and grows without bound. The RESTART
+//   waits at most RESTART_WAIT_MS for a writer's statement to end, then holds the write lock
+//   while it copies what was written since the PASSIVE round and syncs (a writer meanwhile is
+//   retried, as any writer is: retryWhileBusy, or Prisma's busy timeout). It is not tried while
+//   a reader keeps an older snapshot (the PASSIVE round could not copy everything): it could
+//   not finish, and would only hold writers up.
 // Durability is unchanged: what a commit wrote is in the WAL either way. The cost is a bigger
 // WAL file under heavy writes: it grows by what is written between two rounds (tens of MB at
-// thousands of commits a second), and is cut back to WAL_SIZE_LIMIT when it starts over.
+// thousands of commits a second); the writers' journal_size_limit cuts a file grown past
+// WAL_SIZE_LIMIT back when it starts over.
 //
-// If the worker cannot start or fails, both connections go back to automatic checkpoints.
+// If the worker cannot start or fails, both connections go back to SQLite's own checkpoints.
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 
@@ -25,13 +29,13 @@ export const CHECKPOINT_INTERVAL_MS = 100;
 /** 4096 pages of 4 KiB: 16 MiB of WAL before the file is started over. */
 export const RESTART_PAGES = 4096;
 /**
- * journal_size_limit while the worker runs: a WAL file that grew past this (a burst of writes
- * between two rounds) is cut back to it when it starts over. Not lower: cutting it back on every
- * restart cost about a tenth of the refresh benchmark's throughput.
+ * journal_size_limit of the writing connections while the worker runs: a WAL file that grew past
+ * this (a burst of writes between two rounds) is cut back to it by the first commit after it
+ * starts over.
  */
 export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 /** How long the RESTART waits for a writer's statement to end. */
-export const RESTART_WAIT_MS = 100;
+export const RESTART_WAIT_MS = 20;
 /** SQLite's own default for wal_autocheckpoint, restored if the worker fails. */
 export const AUTOCHECKPOINT_PAGES = 1000;
 
@@ -39,17 +43,14 @@ export const AUTOCHECKPOINT_PAGES = 1000;
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
-const db = new Database(workerData.file, { timeout: 0 });
-db.pragma("journal_size_limit = " + workerData.walLimitBytes);
+const db = new Database(workerData.file, { timeout: 0, fileMustExist: true });
 let timer;
 const busy = (err) => /^SQLITE_(BUSY|LOCKED)/.test(String(err && err.code));
 const tick = () => {
   try {
     const [passive] = db.pragma("wal_checkpoint(PASSIVE)");
     let restarted = false;
-    if (passive.log >= workerData.restartPages) {
-      // Waits (up to RESTART_WAIT_MS) for a writer's statement to end; then holds the write lock
-      // while it copies what was written since the PASSIVE round.
+    if (passive.log >= workerData.restartPages && passive.busy === 0 && passive.checkpointed === passive.log) {
       db.pragma("busy_timeout = " + workerData.restartWaitMs);
       try {
         const [restart] = db.pragma("wal_checkpoint(RESTART)");
@@ -79,6 +80,8 @@ export interface CheckpointerOptions {
   restartPages?: number;
   /** module id of the driver the worker loads (tests point it elsewhere to make the worker fail) */
   driver?: string;
+  /** told if the worker fails (the connections then checkpoint on their own) */
+  onFailure?: (err: Error) => void;
   /** told of each round (tests) */
   onRound?: (round: { log: number; checkpointed: number; restarted: boolean }) => void;
 }
@@ -92,16 +95,17 @@ export interface Checkpointer {
 }
 
 /**
- * Starts the worker for the SQLite database `file`. `setAutocheckpoint(pages)` is applied to every
- * connection of this process on that file: 0 now, AUTOCHECKPOINT_PAGES if the worker fails.
+ * Starts the worker for the SQLite database `file`. `configure(worker)` is applied to every
+ * connection of this process on that file: true now (the connections' own checkpoints off, the
+ * WAL size limit on), false if the worker fails (SQLite's defaults back).
  */
 export async function startCheckpointer(
   file: string,
-  setAutocheckpoint: (pages: number) => Promise<void>,
+  configure: (worker: boolean) => Promise<void>,
   opts: CheckpointerOptions = {},
 ): Promise<Checkpointer> {
-  // Off before the worker exists, so that a worker failing at once is always followed by the restore.
-  await setAutocheckpoint(0);
+  // Before the worker exists, so that a worker failing at once is always followed by the restore.
+  await configure(true);
   const require = createRequire(import.meta.url);
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
@@ -111,7 +115,6 @@ export async function startCheckpointer(
       intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS,
       restartPages: opts.restartPages ?? RESTART_PAGES,
       restartWaitMs: RESTART_WAIT_MS,
-      walLimitBytes: WAL_SIZE_LIMIT,
       report: opts.onRound !== undefined,
     },
   });
@@ -125,8 +128,9 @@ export async function startCheckpointer(
   const fallBack = async (err: Error) => {
     if (!running || closing) return;
     running = false;
-    await setAutocheckpoint(AUTOCHECKPOINT_PAGES).catch(() => undefined);
+    await configure(false).catch(() => undefined);
     reportFailure(err);
+    opts.onFailure?.(err);
   };
   worker.on("error", (err) => void fallBack(err));
   worker.on("exit", (code) => {

@@ -13,7 +13,7 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { PrismaClient as SqliteClient } from "../../generated/sqlite/client.ts";
 import { PrismaClient as PostgresClient } from "../../generated/postgres/client.ts";
-import { startCheckpointer, WAL_SIZE_LIMIT, type Checkpointer, type CheckpointerOptions } from "./checkpointer.ts";
+import { AUTOCHECKPOINT_PAGES, startCheckpointer, WAL_SIZE_LIMIT, type Checkpointer, type CheckpointerOptions } from "./checkpointer.ts";
 
 export type Db = SqliteClient;
 export type DbFlavor = "sqlite" | "postgres";
@@ -71,10 +71,13 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<{ db:
       ? undefined
       : await startCheckpointer(
           file,
-          async (pages) => {
-            sqlite.pragma(`wal_autocheckpoint = ${pages}`);
-            sqlite.pragma(`journal_size_limit = ${pages === 0 ? WAL_SIZE_LIMIT : -1}`);
-            await db.$queryRawUnsafe(`PRAGMA wal_autocheckpoint = ${pages}`);
+          async (worker) => {
+            // Both connections write: each commit checks its own connection's settings.
+            const pragmas = worker ? ["wal_autocheckpoint = 0", `journal_size_limit = ${WAL_SIZE_LIMIT}`] : [`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`, "journal_size_limit = -1"];
+            for (const p of pragmas) {
+              sqlite.pragma(p);
+              await db.$queryRawUnsafe(`PRAGMA ${p}`);
+            }
           },
           opts.checkpointer,
         );

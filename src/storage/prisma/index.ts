@@ -56,9 +56,14 @@ export function prismaStorage(db: Db, flavor: DbFlavor, direct: DirectHandle, qu
     },
 
     async close() {
+      // The checkpointer first: a worker failing after Prisma's disconnect would make its
+      // fallback reopen Prisma's connection.
+      if (direct.flavor === "sqlite") await direct.checkpointer?.close();
       await db.$disconnect();
       await closeDirect(direct);
     },
+
+    checkpointerFailed: direct.flavor === "sqlite" && direct.checkpointer ? direct.checkpointer.failed : undefined,
 
     // The throttle's check-and-record runs on the driver (login-throttle.ts).
     loginThrottle: queries.loginThrottle,
