@@ -6,6 +6,7 @@
 //
 //   npx tsx bench/profile-breakdown.ts DIR/CPU.*.cpuprofile
 //   npx tsx bench/profile-breakdown.ts DIR/CPU.*.cpuprofile --functions dist/src
+//     (one report per file: on SQLite, the main thread's and the checkpointer thread's)
 //     ...and the 25 functions, of files whose URL matches the pattern, with the largest share of
 //     busy time inclusive of what they call (a sample counts once per function on its stack)
 import { readFileSync } from "node:fs";
@@ -40,56 +41,66 @@ const CATEGORIES: Array<[string, RegExp]> = [
   ["promises, timers, events (node internals)", /node:(internal\/(process\/task_queues|timers|async_hooks)|events|async_hooks)/],
 ];
 
-const file = process.argv[2];
-const functionsAt = process.argv.indexOf("--functions");
-const functionFilter = functionsAt > 0 ? new RegExp(process.argv[functionsAt + 1] ?? ".") : null;
-if (!file) {
-  process.stderr.write("usage: npx tsx bench/profile-breakdown.ts <file.cpuprofile> [--functions <url pattern>]\n");
+const args = process.argv.slice(2);
+const functionsAt = args.indexOf("--functions");
+const functionFilter = functionsAt >= 0 ? new RegExp(args[functionsAt + 1] ?? ".") : null;
+// Every file named: on SQLite the server also has a worker thread (the WAL checkpointer), whose
+// profile is written next to the main thread's (CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile).
+const files = args.filter((_, i) => functionsAt < 0 || (i !== functionsAt && i !== functionsAt + 1));
+if (files.length === 0) {
+  process.stderr.write("usage: npx tsx bench/profile-breakdown.ts <file.cpuprofile>... [--functions <url pattern>]\n");
   process.exit(64);
 }
-const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
-const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-const parentOf = new Map<number, number>();
-for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
+for (const [n, file] of files.entries()) {
+  if (n > 0) process.stdout.write("\n");
+  report(file);
+}
 
-const charged = new Map<string, number>();
-const inclusive = new Map<string, number>();
-let busy = 0;
-let idle = 0;
-for (let i = 0; i < profile.samples.length; i++) {
-  const t = profile.timeDeltas[i] ?? 0;
-  const leaf = byId.get(profile.samples[i]!)!;
-  const name = leaf.callFrame.functionName;
-  if (name === "(idle)") {
-    idle += t;
-    continue;
-  }
-  busy += t;
-  let category = name === "(garbage collector)" ? "garbage collection" : name === "(program)" ? "V8/native, outside JavaScript" : "";
-  for (let id: number | undefined = leaf.id; !category && id !== undefined; id = parentOf.get(id)) {
-    const url = byId.get(id)!.callFrame.url;
-    if (url) category = CATEGORIES.find(([, re]) => re.test(url))?.[0] ?? "";
-  }
-  category ||= "other (module loading, native without a JS caller)";
-  charged.set(category, (charged.get(category) ?? 0) + t);
-  if (functionFilter) {
-    const seen = new Set<string>();
-    for (let id: number | undefined = leaf.id; id !== undefined; id = parentOf.get(id)) {
-      const { url, functionName } = byId.get(id)!.callFrame;
-      if (!url || !functionFilter.test(url)) continue;
-      const key = `${url.split("/").slice(-2).join("/")} ${functionName || "(anonymous)"}`;
-      if (!seen.has(key)) inclusive.set(key, (inclusive.get(key) ?? 0) + t);
-      seen.add(key);
+function report(file: string): void {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
+
+  const charged = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  let busy = 0;
+  let idle = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const t = profile.timeDeltas[i] ?? 0;
+    const leaf = byId.get(profile.samples[i]!)!;
+    const name = leaf.callFrame.functionName;
+    if (name === "(idle)") {
+      idle += t;
+      continue;
+    }
+    busy += t;
+    let category = name === "(garbage collector)" ? "garbage collection" : name === "(program)" ? "V8/native, outside JavaScript" : "";
+    for (let id: number | undefined = leaf.id; !category && id !== undefined; id = parentOf.get(id)) {
+      const url = byId.get(id)!.callFrame.url;
+      if (url) category = CATEGORIES.find(([, re]) => re.test(url))?.[0] ?? "";
+    }
+    category ||= "other (module loading, native without a JS caller)";
+    charged.set(category, (charged.get(category) ?? 0) + t);
+    if (functionFilter) {
+      const seen = new Set<string>();
+      for (let id: number | undefined = leaf.id; id !== undefined; id = parentOf.get(id)) {
+        const { url, functionName } = byId.get(id)!.callFrame;
+        if (!url || !functionFilter.test(url)) continue;
+        const key = `${url.split("/").slice(-2).join("/")} ${functionName || "(anonymous)"}`;
+        if (!seen.has(key)) inclusive.set(key, (inclusive.get(key) ?? 0) + t);
+        seen.add(key);
+      }
     }
   }
-}
 
-const ms = (us: number) => (us / 1000).toFixed(0);
-process.stdout.write(`busy ${ms(busy)} ms, idle ${ms(idle)} ms (${file})\n\n| share of busy CPU | what |\n|---:|---|\n`);
-for (const [category, t] of [...charged].sort((a, b) => b[1] - a[1])) {
-  process.stdout.write(`| ${((100 * t) / busy).toFixed(1)}% | ${category} |\n`);
-}
-if (functionFilter) {
-  process.stdout.write(`\n| share of busy CPU, inclusive | function (files matching ${functionFilter.source}) |\n|---:|---|\n`);
-  for (const [fn, t] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, 25)) process.stdout.write(`| ${((100 * t) / busy).toFixed(1)}% | ${fn} |\n`);
+  const ms = (us: number) => (us / 1000).toFixed(0);
+  process.stdout.write(`busy ${ms(busy)} ms, idle ${ms(idle)} ms (${file})\n\n| share of busy CPU | what |\n|---:|---|\n`);
+  for (const [category, t] of [...charged].sort((a, b) => b[1] - a[1])) {
+    process.stdout.write(`| ${((100 * t) / busy).toFixed(1)}% | ${category} |\n`);
+  }
+  if (functionFilter) {
+    process.stdout.write(`\n| share of busy CPU, inclusive | function (files matching ${functionFilter.source}) |\n|---:|---|\n`);
+    for (const [fn, t] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, 25)) process.stdout.write(`| ${((100 * t) / busy).toFixed(1)}% | ${fn} |\n`);
+  }
 }

@@ -1,7 +1,8 @@
 // The audit event INSERT on the driver itself: every login, registration and refusal records
-// one, and through the ORM it cost about ten times the driver's CPU (bench/count-queries.ts lists
-// the statements; the README's "password grant" bullet has the measurement). Same row as
-// Prisma's create: `at` in Prisma's DateTime format, `details` as JSON text.
+// one, and it was the last statement of a login still going through the ORM, whose CPU per
+// statement dwarfs the driver's (bench/count-queries.ts lists a login's statements; the README's
+// "password grant" bullet has the before/after). Same row as Prisma's create: `at` in Prisma's
+// DateTime format, `details` as JSON text.
 import type Database from "better-sqlite3";
 import type pg from "pg";
 import type { AuditEventRecord } from "../../domain/audit-store.ts";
