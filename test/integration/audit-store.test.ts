@@ -1,7 +1,7 @@
 // The audit event INSERT runs on the driver (src/storage/prisma/audit-queries.ts) while every read
 // goes through Prisma: a row written one way must read back exactly, sort and filter by time to
 // the millisecond, and prune, on both databases.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDb, startIssuer, type TestIssuer } from "../helpers/issuer.ts";
 
@@ -51,6 +51,21 @@ describeEachDb("audit events written on the driver, read through Prisma", (flavo
     await audit.prune(new Date(base + 2));
     const left = await audit.page({ type: "test.order", limit: 10 });
     expect(left.map((e) => e.at.getTime() - base)).toEqual([1000, 999, 2]);
+  });
+
+  it("an event recorded inside the database key store's transaction is kept, without waiting for a lock", async () => {
+    // The key manager records key.* events inside that transaction; on SQLite it holds the write
+    // lock on Prisma's connection, which the driver's connection would wait for in vain (5 s, then
+    // SQLITE_BUSY, and the rotation fails).
+    const store = issuer.storage.keyStore(randomBytes(32));
+    const id = randomUUID();
+    const started = Date.now();
+    await store.transaction(async (tx) => {
+      await tx.list();
+      await issuer.storage.audit.record({ id, type: "test.in_transaction", at: new Date(), clientId: "cli" });
+    });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect((await issuer.storage.audit.list({ type: "test.in_transaction" })).map((e) => e.id)).toEqual([id]);
   });
 
   it("rows from the driver and from Prisma at the same millisecond order by id, as the paging cursor needs", async () => {

@@ -1,14 +1,29 @@
 // The AuditStore on Prisma.
 import type { AuditEventRecord, AuditStore } from "../../domain/audit-store.ts";
 import type { AuditQueries } from "./audit-queries.ts";
-import type { Db } from "./client.ts";
+import { inPrismaTransaction, type Db } from "./client.ts";
 
 const PRUNE_CHUNK = 2000;
 
 export function prismaAuditStore(db: Db, queries: AuditQueries): AuditStore {
   return {
-    // The INSERT runs on the driver (audit-queries.ts): one per login.
-    record: (e: AuditEventRecord) => queries.insertEvent(e),
+    // The INSERT runs on the driver (audit-queries.ts): one per login. Inside a Prisma
+    // transaction (the key store's), through Prisma: on SQLite the driver's connection could not
+    // get the write lock that transaction holds.
+    async record(e: AuditEventRecord) {
+      if (!inPrismaTransaction.getStore()) return queries.insertEvent(e);
+      await db.auditEvent.create({
+        data: {
+          id: e.id,
+          type: e.type,
+          at: e.at,
+          userId: e.userId ?? null,
+          clientId: e.clientId ?? null,
+          sessionId: e.sessionId ?? null,
+          details: JSON.stringify(e.details ?? {}),
+        },
+      });
+    },
     async list(filter) {
       const rows = await db.auditEvent.findMany({
         where: { type: filter.type, sessionId: filter.sessionId },

@@ -5,6 +5,7 @@
 // Next to Prisma, each database gets a direct driver handle for the hot paths that bypass the ORM
 // (session-queries.ts, user-queries.ts, login-throttle.ts): on Postgres the very pool the adapter
 // uses, on SQLite a second connection.
+import { AsyncLocalStorage } from "node:async_hooks";
 import fs from "node:fs";
 import path from "node:path";
 import { PrismaBetterSqlite3 } from "@prisma/adapter-better-sqlite3";
@@ -21,6 +22,14 @@ export type DbFlavor = "sqlite" | "postgres";
 export type DirectHandle =
   | { flavor: "postgres"; pool: pg.Pool }
   | { flavor: "sqlite"; sqlite: Database.Database; checkpointer?: Checkpointer };
+
+/**
+ * Set while a Prisma interactive transaction runs (database-key-store.ts). On SQLite that
+ * transaction holds the write lock on Prisma's connection, so a write on the direct connection
+ * from inside it (an audit event recorded by the key manager) could never get the lock: such
+ * writes go through Prisma while this is set.
+ */
+export const inPrismaTransaction = new AsyncLocalStorage<true>();
 
 export const flavorOf = (url: string): DbFlavor => (/^postgres(ql)?:/.test(url) ? "postgres" : "sqlite");
 

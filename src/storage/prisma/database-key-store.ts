@@ -8,7 +8,7 @@ import { KEY_STATES, SIGNING_ALGS, type StoredKey } from "../../domain/keys/sign
 import { seal, unseal, type SealedKey } from "../../domain/keys/sealing.ts";
 import { KeyStoreError } from "../key-store-error.ts";
 import type { KeyStore, KeyStoreTx } from "../../domain/keys/key-store.ts";
-import type { Db } from "./client.ts";
+import { inPrismaTransaction, type Db } from "./client.ts";
 import { isUniqueViolation } from "./errors.ts";
 
 
@@ -55,6 +55,11 @@ export class DatabaseKeyStore implements KeyStore {
   }
 
   async transaction<T>(fn: (tx: KeyStoreTx) => Promise<T>): Promise<T> {
+    // Marked, so that the audit events the key manager records inside go through Prisma (client.ts).
+    return inPrismaTransaction.run(true, () => this.transactionOnPrisma(fn));
+  }
+
+  private transactionOnPrisma<T>(fn: (tx: KeyStoreTx) => Promise<T>): Promise<T> {
     return this.db.$transaction(
       async (tx) => {
         // Lock first: every rotation takes this row lock before it reads the keys.
