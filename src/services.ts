@@ -165,7 +165,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
   const clock = overrides.clock ?? systemClock;
   const storage = overrides.storage ?? (await openPrismaStorage(config.databaseUrl));
   void storage.checkpointerFailed?.then((err) =>
-    logger.error({ err: { message: err.message } }, "the SQLite checkpoint worker failed: checkpoints run inline again, in the statements that commit"),
+    logger.error({ err: { message: err.message } }, "the SQLite checkpoint worker failed: checkpoints run inline, in the statements that commit, until another worker starts"),
   );
   try {
     const { audit, keyStore, keyManager } = keysAndAudit(config, storage, logger, clock);

@@ -1,7 +1,8 @@
 // SQLite's WAL checkpoints run in a worker thread (src/storage/prisma/checkpointer.ts), not inline
 // in the statement that commits: what a commit writes stays readable, the WAL stays bounded under
 // steady writes, and a worker that fails gives the connections their own checkpoints back.
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -126,7 +127,8 @@ describe("SQLite WAL checkpoints in a worker thread", () => {
   });
 
   it("a worker that fails gives both connections SQLite's own checkpoints back", async () => {
-    const { wal, db, direct, sqlite } = await openSqlite({ driver: "tessera-no-such-driver" });
+    // The next worker not before a minute: this test watches the fallback.
+    const { wal, db, direct, sqlite } = await openSqlite({ driver: "tessera-no-such-driver", retryMs: 60_000 });
     if (direct.flavor !== "sqlite" || !direct.checkpointer) throw new Error("expected a checkpointer");
     const err = await direct.checkpointer.failed;
     expect(err.message).toMatch(/tessera-no-such-driver/);
@@ -138,6 +140,29 @@ describe("SQLite WAL checkpoints in a worker thread", () => {
       maxWal = Math.max(maxWal, walBytes(wal));
     }
     expect(maxWal).toBeLessThan((AUTOCHECKPOINT_PAGES + 100) * PAGE);
+  });
+
+  it("a failed worker is started again, and the connections hand their checkpoints back to it", async () => {
+    // A driver whose first load fails (as a full disk or an I/O error would end a worker) and
+    // whose next ones work.
+    const dir = mkdtempSync(path.join(os.tmpdir(), "tessera-flaky-driver-"));
+    dirs.push(dir);
+    const driver = path.join(dir, "flaky-driver.cjs");
+    writeFileSync(
+      driver,
+      `const fs = require("node:fs");
+const marker = ${JSON.stringify(path.join(dir, "loaded"))};
+if (!fs.existsSync(marker)) { fs.writeFileSync(marker, "1"); throw new Error("flaky driver: the first load fails"); }
+module.exports = require(${JSON.stringify(createRequire(import.meta.url).resolve("better-sqlite3"))});
+`,
+    );
+    const rounds: unknown[] = [];
+    const { db, direct, sqlite } = await openSqlite({ driver, retryMs: 50, intervalMs: 20, onRound: (r) => rounds.push(r) });
+    if (direct.flavor !== "sqlite" || !direct.checkpointer) throw new Error("expected a checkpointer");
+    expect((await direct.checkpointer.failed).message).toMatch(/first load fails/);
+    await until(() => expect(rounds.length).toBeGreaterThan(2));
+    expect(direct.checkpointer.running).toBe(true);
+    expect(await settings(db, sqlite)).toEqual({ direct: withWorker, prisma: withWorker });
   });
 
   it("closing ends the worker, and the last connection's close removes the WAL", async () => {

@@ -21,7 +21,8 @@
 // thousands of commits a second); the writers' journal_size_limit cuts a file grown past
 // WAL_SIZE_LIMIT back when it starts over.
 //
-// If the worker cannot start or fails, both connections go back to SQLite's own checkpoints.
+// If the worker cannot start or fails, both connections go back to SQLite's own checkpoints until
+// another worker, started after a delay, runs.
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 
@@ -36,6 +37,11 @@ export const RESTART_PAGES = 4096;
 export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 /** How long the RESTART waits for a writer's statement to end. */
 export const RESTART_WAIT_MS = 20;
+/** A failed worker is started again after this, doubling while they keep failing... */
+export const RETRY_MS = 1000;
+export const MAX_RETRY_MS = 60_000;
+/** ...within this of their start. */
+export const HEALTHY_AFTER_MS = 60_000;
 /** SQLite's own default for wal_autocheckpoint, restored if the worker fails. */
 export const AUTOCHECKPOINT_PAGES = 1000;
 
@@ -80,79 +86,103 @@ export interface CheckpointerOptions {
   restartPages?: number;
   /** module id of the driver the worker loads (tests point it elsewhere to make the worker fail) */
   driver?: string;
-  /** told if the worker fails (the connections then checkpoint on their own) */
+  /** told each time a worker fails (the connections then checkpoint on their own until the next starts) */
   onFailure?: (err: Error) => void;
+  /** the first delay before a failed worker is started again (RETRY_MS) */
+  retryMs?: number;
   /** told of each round (tests) */
   onRound?: (round: { log: number; checkpointed: number; restarted: boolean }) => void;
 }
 
 export interface Checkpointer {
-  /** false once the worker failed: the connections checkpoint on their own again */
+  /** false while no worker runs (it failed, and the next is not started yet): the connections checkpoint on their own */
   readonly running: boolean;
-  /** resolves when the worker has failed and the fallback is in place (tests) */
+  /** resolves when a worker first failed and the fallback is in place (tests) */
   readonly failed: Promise<Error>;
   close(): Promise<void>;
 }
 
 /**
  * Starts the worker for the SQLite database `file`. `configure(worker)` is applied to every
- * connection of this process on that file: true now (the connections' own checkpoints off, the
- * WAL size limit on), false if the worker fails (SQLite's defaults back).
+ * connection of this process on that file: true while a worker runs (the connections' own
+ * checkpoints off, the WAL size limit on), false when it fails (SQLite's defaults back). A failed
+ * worker (a full disk, an I/O error) is started again after RETRY_MS, doubling up to
+ * MAX_RETRY_MS while the new ones keep failing within HEALTHY_AFTER_MS.
  */
 export async function startCheckpointer(
   file: string,
   configure: (worker: boolean) => Promise<void>,
   opts: CheckpointerOptions = {},
 ): Promise<Checkpointer> {
-  // Before the worker exists, so that a worker failing at once is always followed by the restore.
-  await configure(true);
   const require = createRequire(import.meta.url);
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: {
-      driver: opts.driver ?? require.resolve("better-sqlite3"),
-      file,
-      intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS,
-      restartPages: opts.restartPages ?? RESTART_PAGES,
-      restartWaitMs: RESTART_WAIT_MS,
-      report: opts.onRound !== undefined,
-    },
-  });
-  worker.unref();
-  let running = true;
+  const workerData = {
+    driver: opts.driver ?? require.resolve("better-sqlite3"),
+    file,
+    intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS,
+    restartPages: opts.restartPages ?? RESTART_PAGES,
+    restartWaitMs: RESTART_WAIT_MS,
+    report: opts.onRound !== undefined,
+  };
+  const retryMs = opts.retryMs ?? RETRY_MS;
+  let current: { worker: Worker; exited: Promise<void> } | null = null;
   let closing = false;
+  let failures = 0;
+  let retry: NodeJS.Timeout | undefined;
   let reportFailure!: (err: Error) => void;
   const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
-  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
 
-  const fallBack = async (err: Error) => {
-    if (!running || closing) return;
-    running = false;
-    await configure(false).catch(() => undefined);
-    reportFailure(err);
-    opts.onFailure?.(err);
+  const spawn = () => {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
+    worker.unref();
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    const self = { worker, exited };
+    current = self;
+    const startedAt = Date.now();
+    let down = false;
+    // 'error' and then 'exit' for one failure: handled once.
+    const fail = (err: Error) => {
+      if (down || closing) return;
+      down = true;
+      if (current === self) current = null;
+      failures = Date.now() - startedAt >= HEALTHY_AFTER_MS ? 1 : failures + 1;
+      void configure(false)
+        .catch(() => undefined)
+        .then(() => {
+          reportFailure(err);
+          opts.onFailure?.(err);
+          if (closing) return;
+          retry = setTimeout(() => void start(), Math.min(MAX_RETRY_MS, retryMs * 2 ** (failures - 1)));
+          retry.unref();
+        });
+    };
+    worker.on("error", fail);
+    worker.on("exit", (code) => fail(new Error(`checkpoint worker exited with code ${code}`)));
+    if (opts.onRound) worker.on("message", opts.onRound);
   };
-  worker.on("error", (err) => void fallBack(err));
-  worker.on("exit", (code) => {
-    if (!closing) void fallBack(new Error(`checkpoint worker exited with code ${code}`));
-  });
-  if (opts.onRound) worker.on("message", opts.onRound);
+  // Off before the worker exists, so that a worker failing at once is always followed by the restore.
+  const start = async () => {
+    if (closing) return;
+    await configure(true);
+    if (!closing) spawn();
+  };
 
+  await start();
   return {
     get running() {
-      return running;
+      return current !== null;
     },
     failed,
     async close() {
-      if (closing) return exited;
       closing = true;
+      clearTimeout(retry);
+      const running = current;
+      current = null;
       if (running) {
-        worker.postMessage("close");
-        const timeout = setTimeout(() => void worker.terminate(), 2000);
-        await exited;
+        running.worker.postMessage("close");
+        const timeout = setTimeout(() => void running.worker.terminate(), 2000);
+        await running.exited;
         clearTimeout(timeout);
       }
-      running = false;
     },
   };
 }
