@@ -82,17 +82,24 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     });
   // A dead worker's counters stay in the sums, as of the last scrape it answered: otherwise the
   // sum would drop by its share when it is replaced, which Prometheus reads as a counter reset.
-  // (What it counted after that scrape is lost; the sum still never goes down.) Gauges go with it.
+  // (What it counted after that scrape is lost.) A live worker that does not answer in time is
+  // counted at its last answer too. Gauges go with the worker.
   type MetricJson = Array<{ type?: unknown }>;
   const aggregate = (answers: MetricJson[]) => AggregatorRegistry.aggregate(answers as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+  const cumulative = (metrics: MetricJson) => metrics.filter((m) => m.type === "counter" || m.type === "histogram");
   const lastAnswer = new Map<Worker, MetricJson>();
   let retired: Promise<MetricJson> = Promise.resolve([]);
   const retire = (worker: Worker) => {
     const last = lastAnswer.get(worker);
     lastAnswer.delete(worker);
     if (!last) return;
-    const cumulative = last.filter((m) => m.type === "counter" || m.type === "histogram");
-    retired = retired.then((sofar) => (aggregate([sofar, cumulative]).getMetricsAsJSON() as Promise<MetricJson>).catch(() => sofar));
+    retired = retired.then(async (sofar) => {
+      try {
+        return (await aggregate([sofar, cumulative(last)]).getMetricsAsJSON()) as MetricJson;
+      } catch {
+        return sofar;
+      }
+    });
   };
   // The primary's own metrics, after the workers' sums: a restart shows here.
   const own = new Registry();
@@ -113,11 +120,21 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     const answers = await Promise.all(
       answering.map(async (worker) => {
         const metrics = (await collect(worker)) as MetricJson | null;
-        if (metrics !== null && slots.has(indexOf(worker) ?? -1)) lastAnswer.set(worker, metrics);
+        if (metrics !== null && indexOf(worker) !== undefined) lastAnswer.set(worker, metrics);
         return metrics;
       }),
     );
-    const workers = aggregate([...answers.filter((a): a is MetricJson => a !== null), await retired]);
+    const dead = await retired;
+    // Each worker once: one that died while this scrape waited is in `dead` already (its answer
+    // left out here); one that did not answer counts at its last answer.
+    const live = answering.flatMap((worker, i): MetricJson[] => {
+      if (indexOf(worker) === undefined) return [];
+      const answer = answers[i];
+      if (answer) return [answer];
+      const last = lastAnswer.get(worker);
+      return last ? [cumulative(last)] : [];
+    });
+    const workers = aggregate([...live, dead]);
     return { contentType: own.contentType, body: `${await workers.metrics()}\n${await own.metrics()}` };
   };
 
