@@ -68,6 +68,18 @@ describeEachDb("audit events written on the driver, read through Prisma", (flavo
     expect((await issuer.storage.audit.list({ type: "test.in_transaction" })).map((e) => e.id)).toEqual([id]);
   });
 
+  it("an event recorded inside the key store's transaction goes with it: a rolled-back rotation leaves no event", async () => {
+    const store = issuer.storage.keyStore(randomBytes(32));
+    const id = randomUUID();
+    await expect(
+      store.transaction(async () => {
+        await issuer.storage.audit.record({ id, type: "test.rolled_back", at: new Date(), clientId: "cli" });
+        throw new Error("the rotation fails after recording");
+      }),
+    ).rejects.toThrow(/the rotation fails/);
+    expect(await issuer.storage.audit.list({ type: "test.rolled_back" })).toEqual([]);
+  });
+
   it("rows from the driver and from Prisma at the same millisecond order by id, as the paging cursor needs", async () => {
     const at = new Date("2026-07-08T09:10:11.012Z");
     // The driver's row has the lower id: only the same stored text for the same instant puts it second.

@@ -8,11 +8,12 @@ const PRUNE_CHUNK = 2000;
 export function prismaAuditStore(db: Db, queries: AuditQueries): AuditStore {
   return {
     // The INSERT runs on the driver (audit-queries.ts): one per login. Inside a Prisma
-    // transaction (the key store's), through Prisma: on SQLite the driver's connection could not
-    // get the write lock that transaction holds.
+    // transaction (the key store's), through that transaction: on SQLite the driver's connection
+    // could not get the write lock it holds.
     async record(e: AuditEventRecord) {
-      if (!inPrismaTransaction.getStore()) return queries.insertEvent(e);
-      await db.auditEvent.create({
+      const tx = inPrismaTransaction.getStore();
+      if (!tx) return queries.insertEvent(e);
+      await tx.auditEvent.create({
         data: {
           id: e.id,
           type: e.type,

@@ -24,12 +24,12 @@ export type DirectHandle =
   | { flavor: "sqlite"; sqlite: Database.Database; checkpointer?: Checkpointer };
 
 /**
- * Set while a Prisma interactive transaction runs (database-key-store.ts). On SQLite that
- * transaction holds the write lock on Prisma's connection, so a write on the direct connection
- * from inside it (an audit event recorded by the key manager) could never get the lock: such
- * writes go through Prisma while this is set.
+ * The transaction client while a Prisma interactive transaction runs (database-key-store.ts). On
+ * SQLite that transaction holds the write lock on Prisma's connection, so a write on the direct
+ * connection from inside it (an audit event recorded by the key manager) could never get the
+ * lock: such writes go through this client instead, and are part of the transaction.
  */
-export const inPrismaTransaction = new AsyncLocalStorage<true>();
+export const inPrismaTransaction = new AsyncLocalStorage<Pick<Db, "auditEvent">>();
 
 export const flavorOf = (url: string): DbFlavor => (/^postgres(ql)?:/.test(url) ? "postgres" : "sqlite");
 

@@ -55,41 +55,39 @@ export class DatabaseKeyStore implements KeyStore {
   }
 
   async transaction<T>(fn: (tx: KeyStoreTx) => Promise<T>): Promise<T> {
-    // Marked, so that the audit events the key manager records inside go through Prisma (client.ts).
-    return inPrismaTransaction.run(true, () => this.transactionOnPrisma(fn));
-  }
-
-  private transactionOnPrisma<T>(fn: (tx: KeyStoreTx) => Promise<T>): Promise<T> {
     return this.db.$transaction(
-      async (tx) => {
-        // Lock first: every rotation takes this row lock before it reads the keys.
-        await tx.keyLock.update({ where: { id: 1 }, data: { version: { increment: 1 } } });
-        return fn({
-          list: () => this.listWith(tx),
-          insert: async (k) => {
-            await tx.signingKey.create({
-              data: {
-                kid: k.kid,
-                alg: k.alg,
-                state: k.state,
-                createdAt: k.createdAt,
-                activatedAt: k.activatedAt,
-                retiredAt: k.retiredAt,
-                sealed: JSON.stringify(seal(JSON.stringify(k.privateJwk), k.kid, this.encryptionKey)),
-              },
-            });
-          },
-          update: async (kid, patch) => {
-            await tx.signingKey.update({ where: { kid }, data: patch });
-          },
-          remove: async (kid) => {
-            await tx.signingKey.deleteMany({ where: { kid } });
-          },
-        });
-      },
+      // The audit events the key manager records inside go through `tx` (client.ts).
+      (tx) => inPrismaTransaction.run(tx, () => this.insideTransaction(tx, fn)),
       // Key generation (RSA) runs inside; a waiting rotation queues on the lock row.
       { maxWait: 10_000, timeout: 30_000 },
     );
+  }
+
+  private async insideTransaction<T>(tx: TxClient, fn: (tx: KeyStoreTx) => Promise<T>): Promise<T> {
+    // Lock first: every rotation takes this row lock before it reads the keys.
+    await tx.keyLock.update({ where: { id: 1 }, data: { version: { increment: 1 } } });
+    return fn({
+      list: () => this.listWith(tx),
+      insert: async (k) => {
+        await tx.signingKey.create({
+          data: {
+            kid: k.kid,
+            alg: k.alg,
+            state: k.state,
+            createdAt: k.createdAt,
+            activatedAt: k.activatedAt,
+            retiredAt: k.retiredAt,
+            sealed: JSON.stringify(seal(JSON.stringify(k.privateJwk), k.kid, this.encryptionKey)),
+          },
+        });
+      },
+      update: async (kid, patch) => {
+        await tx.signingKey.update({ where: { kid }, data: patch });
+      },
+      remove: async (kid) => {
+        await tx.signingKey.deleteMany({ where: { kid } });
+      },
+    });
   }
 
   async secret(name: string): Promise<Buffer> {
