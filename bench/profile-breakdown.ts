@@ -10,6 +10,7 @@
 //     ...and the 25 functions, of files whose URL matches the pattern, with the largest share of
 //     busy time inclusive of what they call (a sample counts once per function on its stack)
 import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 
 interface ProfileNode {
   id: number;
@@ -41,12 +42,10 @@ const CATEGORIES: Array<[string, RegExp]> = [
   ["promises, timers, events (node internals)", /node:(internal\/(process\/task_queues|timers|async_hooks)|events|async_hooks)/],
 ];
 
-const args = process.argv.slice(2);
-const functionsAt = args.indexOf("--functions");
-const functionFilter = functionsAt >= 0 ? new RegExp(args[functionsAt + 1] ?? ".") : null;
 // Every file named: on SQLite the server also has a worker thread (the WAL checkpointer), whose
 // profile is written next to the main thread's (CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile).
-const files = args.filter((_, i) => functionsAt < 0 || (i !== functionsAt && i !== functionsAt + 1));
+const { values, positionals: files } = parseArgs({ options: { functions: { type: "string" } }, allowPositionals: true });
+const functionFilter = values.functions !== undefined ? new RegExp(values.functions) : null;
 if (files.length === 0) {
   process.stderr.write("usage: npx tsx bench/profile-breakdown.ts <file.cpuprofile>... [--functions <url pattern>]\n");
   process.exit(64);
