@@ -28,6 +28,6 @@ export interface Storage {
   isUnavailable(err: unknown): boolean;
   /** the database key store (KEY_STORE=database), sealing with `encryptionKey` */
   keyStore(encryptionKey: Buffer): KeyStore;
-  /** SQLite: settles if the checkpoint worker fails (the connections then checkpoint inline again) */
+  /** SQLite: settles when a checkpoint worker first fails (the connections checkpoint inline until the next one starts) */
   checkpointerFailed?: Promise<Error>;
 }

@@ -13,15 +13,30 @@ export interface AuditQueries {
   insertEvent(e: AuditEventRecord): Promise<void>;
 }
 
+/** The row of an event, as both the driver's INSERT and Prisma's create (audit.ts) write it. */
+export const auditRow = (e: AuditEventRecord) => ({
+  id: e.id,
+  type: e.type,
+  at: e.at,
+  userId: e.userId ?? null,
+  clientId: e.clientId ?? null,
+  sessionId: e.sessionId ?? null,
+  details: JSON.stringify(e.details ?? {}),
+});
+
 const COLUMNS = `"id", "type", "at", "userId", "clientId", "sessionId", "details"`;
-const values = (e: AuditEventRecord, at: string) => [e.id, e.type, at, e.userId ?? null, e.clientId ?? null, e.sessionId ?? null, JSON.stringify(e.details ?? {})];
+/** The row's values in COLUMNS order, `at` as the database stores Prisma's DateTime. */
+const values = (e: AuditEventRecord, at: (d: Date) => string) => {
+  const r = auditRow(e);
+  return [r.id, r.type, at(r.at), r.userId, r.clientId, r.sessionId, r.details];
+};
 
 function sqliteAuditQueries(sqlite: Database.Database): AuditQueries {
   let insert: Database.Statement | undefined;
   return {
     async insertEvent(e) {
       insert ??= sqlite.prepare(`INSERT INTO "AuditEvent" (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`);
-      await retryWhileBusy(() => insert!.run(...values(e, sqliteTimestamp(e.at))));
+      await retryWhileBusy(() => insert!.run(...values(e, sqliteTimestamp)));
     },
   };
 }
@@ -30,7 +45,7 @@ function postgresAuditQueries(pool: pg.Pool): AuditQueries {
   const text = `INSERT INTO "AuditEvent" (${COLUMNS}) VALUES ($1, $2, $3::timestamp, $4, $5, $6, $7)`;
   return {
     async insertEvent(e) {
-      await pool.query({ name: "tessera_insert_audit_event", text, values: values(e, pgTimestamp(e.at)) });
+      await pool.query({ name: "tessera_insert_audit_event", text, values: values(e, pgTimestamp) });
     },
   };
 }

@@ -1,6 +1,6 @@
 // The AuditStore on Prisma.
 import type { AuditEventRecord, AuditStore } from "../../domain/audit-store.ts";
-import type { AuditQueries } from "./audit-queries.ts";
+import { auditRow, type AuditQueries } from "./audit-queries.ts";
 import { inPrismaTransaction, type Db } from "./client.ts";
 
 const PRUNE_CHUNK = 2000;
@@ -13,17 +13,7 @@ export function prismaAuditStore(db: Db, queries: AuditQueries): AuditStore {
     async record(e: AuditEventRecord) {
       const tx = inPrismaTransaction.getStore();
       if (!tx) return queries.insertEvent(e);
-      await tx.auditEvent.create({
-        data: {
-          id: e.id,
-          type: e.type,
-          at: e.at,
-          userId: e.userId ?? null,
-          clientId: e.clientId ?? null,
-          sessionId: e.sessionId ?? null,
-          details: JSON.stringify(e.details ?? {}),
-        },
-      });
+      await tx.auditEvent.create({ data: auditRow(e) });
     },
     async list(filter) {
       const rows = await db.auditEvent.findMany({

@@ -3,8 +3,9 @@
 // the rest of storage/prisma is written once against the SQLite client's type.
 //
 // Next to Prisma, each database gets a direct driver handle for the hot paths that bypass the ORM
-// (session-queries.ts, user-queries.ts, login-throttle.ts): on Postgres the very pool the adapter
-// uses, on SQLite a second connection.
+// (session-queries.ts, user-queries.ts, login-throttle.ts, audit-queries.ts): on Postgres the very
+// pool the adapter uses, on SQLite a second connection (and, for WAL checkpoints, a worker
+// thread's: checkpointer.ts).
 import { AsyncLocalStorage } from "node:async_hooks";
 import fs from "node:fs";
 import path from "node:path";
@@ -98,6 +99,7 @@ export async function closeDirect(direct: DirectHandle): Promise<void> {
   if (direct.flavor === "sqlite") {
     await direct.checkpointer?.close();
     direct.sqlite.close();
+  } else {
+    await direct.pool.end();
   }
-  else await direct.pool.end();
 }
