@@ -164,8 +164,13 @@ export async function createAdminServices(
 export async function createServices(config: Config, logger: AuditLogger, overrides: ServiceOverrides = {}): Promise<Services> {
   const clock = overrides.clock ?? systemClock;
   const storage = overrides.storage ?? (await openPrismaStorage(config.databaseUrl));
-  void storage.checkpointerFailed?.then((err) =>
-    logger.error({ err: { message: err.message } }, "the SQLite checkpoint worker failed: checkpoints run inline, in the statements that commit, until another worker starts"),
+  storage.watchCheckpointer?.((event) =>
+    event.type === "failed"
+      ? logger.error(
+          { err: { message: event.error.message }, retryInMs: event.retryInMs },
+          "the SQLite checkpoint worker failed: checkpoints run inline, in the statements that commit, until another worker starts",
+        )
+      : logger.info({}, "the SQLite checkpoint worker started again: checkpoints are off the event loop again"),
   );
   try {
     const { audit, keyStore, keyManager } = keysAndAudit(config, storage, logger, clock);

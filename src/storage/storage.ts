@@ -28,6 +28,12 @@ export interface Storage {
   isUnavailable(err: unknown): boolean;
   /** the database key store (KEY_STORE=database), sealing with `encryptionKey` */
   keyStore(encryptionKey: Buffer): KeyStore;
-  /** SQLite: settles when a checkpoint worker first fails (the connections checkpoint inline until the next one starts) */
-  checkpointerFailed?: Promise<Error>;
+  /** SQLite: `listener` is told of every failure of the checkpoint worker and of every new one that runs after a failure */
+  watchCheckpointer?(listener: (event: CheckpointerEvent) => void): void;
 }
+
+/**
+ * SQLite's checkpoint worker (storage/prisma/checkpointer.ts): it failed (the connections
+ * checkpoint inline until the next one starts, in `retryInMs`), or a new one runs after a failure.
+ */
+export type CheckpointerEvent = { type: "failed"; error: Error; retryInMs: number } | { type: "restarted" };

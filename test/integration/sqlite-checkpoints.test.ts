@@ -10,6 +10,11 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { closeDirect, openDb, type Db, type DirectHandle } from "../../src/storage/prisma/client.ts";
 import { AUTOCHECKPOINT_PAGES, WAL_SIZE_LIMIT, type CheckpointerOptions } from "../../src/storage/prisma/checkpointer.ts";
 import { retryWhileBusy } from "../../src/storage/prisma/driver.ts";
+import { openPrismaStorage } from "../../src/storage/prisma/index.ts";
+import { loadConfig } from "../../src/config.ts";
+import { createLogger } from "../../src/logger.ts";
+import { createServices } from "../../src/services.ts";
+import { freshDatabase, LogCapture } from "../helpers/issuer.ts";
 
 const PAGE = 4096;
 const dirs: string[] = [];
@@ -35,6 +40,15 @@ async function openSqlite(checkpointer: false | CheckpointerOptions) {
 }
 
 const walBytes = (wal: string) => (existsSync(wal) ? statSync(wal).size : 0);
+/** The largest the WAL file got while `pages` one-page commits were written. */
+function largestWalWhileWriting(sqlite: Database.Database, wal: string, pages: number): number {
+  let largest = 0;
+  for (let i = 0; i < pages; i++) {
+    insertPage(sqlite);
+    largest = Math.max(largest, walBytes(wal));
+  }
+  return largest;
+}
 /** one commit of about one page, as the hot paths write: one row per statement */
 const insertPage = (sqlite: Database.Database) => sqlite.prepare("INSERT INTO t (v) VALUES (?)").run("x".repeat(PAGE - 200));
 /** The settings each commit checks on its own connection: both connections write. */
@@ -48,6 +62,22 @@ const settings = async (db: Db, sqlite: Database.Database) => {
 const withWorker = { autocheckpoint: 0, sizeLimit: WAL_SIZE_LIMIT };
 const sqliteOwn = { autocheckpoint: AUTOCHECKPOINT_PAGES, sizeLimit: -1 };
 const until = (check: () => void) => vi.waitFor(check, { timeout: 15_000, interval: 10 });
+
+/** A driver whose first load fails (as a full disk or an I/O error would end a worker) and whose next ones work. */
+function flakyDriver(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "tessera-flaky-driver-"));
+  dirs.push(dir);
+  const driver = path.join(dir, "flaky-driver.cjs");
+  writeFileSync(
+    driver,
+    `const fs = require("node:fs");
+const marker = ${JSON.stringify(path.join(dir, "loaded"))};
+if (!fs.existsSync(marker)) { fs.writeFileSync(marker, "1"); throw new Error("flaky driver: the first load fails"); }
+module.exports = require(${JSON.stringify(createRequire(import.meta.url).resolve("better-sqlite3"))});
+`,
+  );
+  return driver;
+}
 
 describe("SQLite WAL checkpoints in a worker thread", () => {
   it("a commit does not checkpoint inline: the WAL grows past SQLite's 1000 pages until the worker's round", async () => {
@@ -134,28 +164,11 @@ describe("SQLite WAL checkpoints in a worker thread", () => {
     expect(err.message).toMatch(/tessera-no-such-driver/);
     expect(direct.checkpointer.running).toBe(false);
     expect(await settings(db, sqlite)).toEqual({ direct: sqliteOwn, prisma: sqliteOwn });
-    let maxWal = 0;
-    for (let i = 0; i < 3000; i++) {
-      insertPage(sqlite);
-      maxWal = Math.max(maxWal, walBytes(wal));
-    }
-    expect(maxWal).toBeLessThan((AUTOCHECKPOINT_PAGES + 100) * PAGE);
+    expect(largestWalWhileWriting(sqlite, wal, 3000)).toBeLessThan((AUTOCHECKPOINT_PAGES + 100) * PAGE);
   });
 
   it("a failed worker is started again, and the connections hand their checkpoints back to it", async () => {
-    // A driver whose first load fails (as a full disk or an I/O error would end a worker) and
-    // whose next ones work.
-    const dir = mkdtempSync(path.join(os.tmpdir(), "tessera-flaky-driver-"));
-    dirs.push(dir);
-    const driver = path.join(dir, "flaky-driver.cjs");
-    writeFileSync(
-      driver,
-      `const fs = require("node:fs");
-const marker = ${JSON.stringify(path.join(dir, "loaded"))};
-if (!fs.existsSync(marker)) { fs.writeFileSync(marker, "1"); throw new Error("flaky driver: the first load fails"); }
-module.exports = require(${JSON.stringify(createRequire(import.meta.url).resolve("better-sqlite3"))});
-`,
-    );
+    const driver = flakyDriver();
     const rounds: unknown[] = [];
     const { db, direct, sqlite } = await openSqlite({ driver, retryMs: 50, intervalMs: 20, onRound: (r) => rounds.push(r) });
     if (direct.flavor !== "sqlite" || !direct.checkpointer) throw new Error("expected a checkpointer");
@@ -166,14 +179,22 @@ module.exports = require(${JSON.stringify(createRequire(import.meta.url).resolve
   });
 
   it("closing ends the worker, and the last connection's close removes the WAL", async () => {
-    const { file, wal, db, direct, sqlite } = await openSqlite({});
+    let rounds = 0;
+    const { file, wal, db, direct, sqlite } = await openSqlite({ intervalMs: 10, onRound: () => rounds++ });
     for (let i = 0; i < 50; i++) insertPage(sqlite);
     expect(walBytes(wal)).toBeGreaterThan(0);
+    await until(() => expect(rounds).toBeGreaterThan(2));
     open.pop();
     await db.$disconnect();
     await closeDirect(direct);
     if (direct.flavor !== "sqlite") throw new Error("expected sqlite");
     expect(direct.checkpointer?.running).toBe(false);
+    // No round after close...
+    const after = rounds;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(rounds).toBe(after);
+    // ...and the worker's connection is closed too: SQLite removes the WAL only when the last
+    // connection to the database, the worker's included, closes.
     expect(existsSync(wal)).toBe(false);
     const reader = new Database(file, { readonly: true });
     try {
@@ -184,8 +205,56 @@ module.exports = require(${JSON.stringify(createRequire(import.meta.url).resolve
   });
 
   it("without the worker (checkpointer: false) SQLite checkpoints inline as before", async () => {
-    const { db, sqlite, direct } = await openSqlite(false);
+    const { db, sqlite, direct, wal } = await openSqlite(false);
     expect(direct.flavor === "sqlite" && direct.checkpointer).toBeFalsy();
     expect(await settings(db, sqlite)).toEqual({ direct: sqliteOwn, prisma: sqliteOwn });
+    // The commits checkpoint inline: 3000 pages written, the WAL never far past SQLite's 1000.
+    expect(largestWalWhileWriting(sqlite, wal, 3000)).toBeLessThan((AUTOCHECKPOINT_PAGES + 100) * PAGE);
+  });
+});
+
+describe("what the server logs about the checkpoint worker", () => {
+  const closers: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0)) await close();
+  });
+
+  /** The server's services on a fresh SQLite database whose checkpoint worker runs with `checkpointer`; its log. */
+  async function serverWith(checkpointer: CheckpointerOptions): Promise<LogCapture> {
+    const db = await freshDatabase("sqlite");
+    const keysDir = mkdtempSync(path.join(os.tmpdir(), "tessera-ckpt-keys-"));
+    const config = loadConfig({ ISSUER: "https://issuer.test", DATABASE_URL: db.url, KEYS_DIR: keysDir, LOG_LEVEL: "info" });
+    const logs = new LogCapture();
+    const storage = await openPrismaStorage(db.url, { checkpointer });
+    closers.push(async () => {
+      await storage.close();
+      await db.drop();
+      rmSync(keysDir, { recursive: true, force: true });
+    });
+    await createServices(config, createLogger(config.logLevel, logs), { storage });
+    return logs;
+  }
+  const aboutTheWorker = (logs: LogCapture) =>
+    logs.parsed().filter((line) => /checkpoint worker/.test(String(line.msg))) as Array<{ level: number; msg: string; err?: unknown; retryInMs?: number }>;
+
+  it("every failure is logged, with when the next worker starts: not only the first", async () => {
+    const logs = await serverWith({ driver: "tessera-no-such-driver", retryMs: 20 });
+    await until(() => expect(aboutTheWorker(logs).length).toBeGreaterThanOrEqual(3));
+    const [first, second, third] = aboutTheWorker(logs);
+    for (const line of [first, second, third]) {
+      expect(line).toMatchObject({ level: 50, err: { message: expect.stringMatching(/tessera-no-such-driver/) } });
+      expect(line!.msg).toMatch(/failed: checkpoints run inline/);
+    }
+    // The delay doubles while new workers keep failing.
+    expect([first, second, third].map((line) => line!.retryInMs)).toEqual([20, 40, 80]);
+  });
+
+  it("a worker that starts and runs after a failure is logged too", async () => {
+    const logs = await serverWith({ driver: flakyDriver(), retryMs: 20, intervalMs: 20 });
+    await until(() => expect(aboutTheWorker(logs).length).toBe(2));
+    const [failed, back] = aboutTheWorker(logs);
+    expect(failed).toMatchObject({ level: 50, err: { message: expect.stringMatching(/first load fails/) }, retryInMs: 20 });
+    expect(back).toMatchObject({ level: 30 });
+    expect(back!.msg).toMatch(/started again: checkpoints are off the event loop again/);
   });
 });

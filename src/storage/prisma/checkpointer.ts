@@ -25,6 +25,7 @@
 // another worker, started after a delay, runs.
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
+import type { CheckpointerEvent } from "../storage.ts";
 
 export const CHECKPOINT_INTERVAL_MS = 100;
 /** 4096 pages of 4 KiB: 16 MiB of WAL before the file is started over. */
@@ -51,6 +52,7 @@ const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
 const db = new Database(workerData.file, { timeout: 0, fileMustExist: true });
 let timer;
+let ran;
 const busy = (err) => /^SQLITE_(BUSY|LOCKED)/.test(String(err && err.code));
 const tick = () => {
   try {
@@ -66,6 +68,7 @@ const tick = () => {
       }
     }
     if (workerData.report) parentPort.postMessage({ log: passive.log, checkpointed: passive.checkpointed, restarted });
+    if (!ran) parentPort.postMessage((ran = "ran"));
   } catch (err) {
     if (!busy(err)) throw err;
   }
@@ -86,8 +89,6 @@ export interface CheckpointerOptions {
   restartPages?: number;
   /** module id of the driver the worker loads (tests point it elsewhere to make the worker fail) */
   driver?: string;
-  /** told each time a worker fails (the connections then checkpoint on their own until the next starts) */
-  onFailure?: (err: Error) => void;
   /** the first delay before a failed worker is started again (RETRY_MS) */
   retryMs?: number;
   /** told of each round (tests) */
@@ -99,6 +100,8 @@ export interface Checkpointer {
   readonly running: boolean;
   /** resolves when a worker first failed and the fallback is in place (tests) */
   readonly failed: Promise<Error>;
+  /** `listener` is told of every failure (once the fallback is in place) and of every worker that runs after one */
+  watch(listener: (event: CheckpointerEvent) => void): void;
   close(): Promise<void>;
 }
 
@@ -130,6 +133,10 @@ export async function startCheckpointer(
   let retry: NodeJS.Timeout | undefined;
   let reportFailure!: (err: Error) => void;
   const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
+  const listeners = new Set<(event: CheckpointerEvent) => void>();
+  const tell = (event: CheckpointerEvent) => {
+    for (const listener of listeners) listener(event);
+  };
 
   const spawn = () => {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
@@ -149,15 +156,21 @@ export async function startCheckpointer(
         .catch(() => undefined)
         .then(() => {
           reportFailure(err);
-          opts.onFailure?.(err);
           if (closing) return;
-          retry = setTimeout(() => void start(), Math.min(MAX_RETRY_MS, retryMs * 2 ** (failures - 1)));
+          const delay = Math.min(MAX_RETRY_MS, retryMs * 2 ** (failures - 1));
+          tell({ type: "failed", error: err, retryInMs: delay });
+          retry = setTimeout(() => void start(), delay);
           retry.unref();
         });
     };
     worker.on("error", fail);
     worker.on("exit", (code) => fail(new Error(`checkpoint worker exited with code ${code}`)));
-    if (opts.onRound) worker.on("message", opts.onRound);
+    worker.on("message", (m: unknown) => {
+      // "ran": its first round is done. After a failure, that is the news: the fallback is over.
+      if (m === "ran") {
+        if (failures > 0 && !down && !closing) tell({ type: "restarted" });
+      } else opts.onRound?.(m as Parameters<NonNullable<CheckpointerOptions["onRound"]>>[0]);
+    });
   };
   // Off before the worker exists, so that a worker failing at once is always followed by the restore.
   const start = async () => {
@@ -172,6 +185,9 @@ export async function startCheckpointer(
       return current !== null;
     },
     failed,
+    watch(listener) {
+      listeners.add(listener);
+    },
     async close() {
       closing = true;
       clearTimeout(retry);

@@ -63,7 +63,7 @@ export function prismaStorage(db: Db, flavor: DbFlavor, direct: DirectHandle, qu
       await closeDirect(direct);
     },
 
-    checkpointerFailed: direct.flavor === "sqlite" && direct.checkpointer ? direct.checkpointer.failed : undefined,
+    watchCheckpointer: direct.flavor === "sqlite" && direct.checkpointer ? (listener) => direct.checkpointer!.watch(listener) : undefined,
 
     // The throttle's check-and-record runs on the driver (login-throttle.ts).
     loginThrottle: queries.loginThrottle,
