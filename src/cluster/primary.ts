@@ -10,11 +10,12 @@
 // Pruning runs in worker 0 only (server.ts): one pruner per host, as before.
 import cluster, { type Worker } from "node:cluster";
 import { createRequire } from "node:module";
-import { AggregatorRegistry, Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import { buildMetricsListener } from "../http/routes/metrics.ts";
 import { prepareFirstStart } from "../services.ts";
+import { WorkerMetricSums, type MetricJson } from "./metric-sums.ts";
 import { isSiblingEvent, WORKER_INDEX_ENV, type ToPrimary, type ToWorker } from "./ipc.ts";
 
 type Counted = { current: number; ttl: number };
@@ -80,27 +81,7 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
       });
       trySend(worker, { tessera: "collect", id });
     });
-  // A dead worker's counters stay in the sums, as of the last scrape it answered: otherwise the
-  // sum would drop by its share when it is replaced, which Prometheus reads as a counter reset.
-  // (What it counted after that scrape is lost.) A live worker that does not answer in time is
-  // counted at its last answer too. Gauges go with the worker.
-  type MetricJson = Array<{ type?: unknown }>;
-  const aggregate = (answers: MetricJson[]) => AggregatorRegistry.aggregate(answers as Parameters<typeof AggregatorRegistry.aggregate>[0]);
-  const cumulative = (metrics: MetricJson) => metrics.filter((m) => m.type === "counter" || m.type === "histogram");
-  const lastAnswer = new Map<Worker, MetricJson>();
-  let retired: Promise<MetricJson> = Promise.resolve([]);
-  const retire = (worker: Worker) => {
-    const last = lastAnswer.get(worker);
-    lastAnswer.delete(worker);
-    if (!last) return;
-    retired = retired.then(async (sofar) => {
-      try {
-        return (await aggregate([sofar, cumulative(last)]).getMetricsAsJSON()) as MetricJson;
-      } catch {
-        return sofar;
-      }
-    });
-  };
+  const sums = new WorkerMetricSums<Worker>((worker) => indexOf(worker) !== undefined);
   // The primary's own metrics, after the workers' sums: a restart shows here.
   const own = new Registry();
   const restarts = new Counter({ name: "tessera_worker_restarts_total", help: "Workers replaced after they died", registers: [own] });
@@ -120,21 +101,11 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     const answers = await Promise.all(
       answering.map(async (worker) => {
         const metrics = (await collect(worker)) as MetricJson | null;
-        if (metrics !== null && indexOf(worker) !== undefined) lastAnswer.set(worker, metrics);
+        sums.answered(worker, metrics);
         return metrics;
       }),
     );
-    const dead = await retired;
-    // Each worker once: one that died while this scrape waited is in `dead` already (its answer
-    // left out here); one that did not answer counts at its last answer.
-    const live = answering.flatMap((worker, i): MetricJson[] => {
-      if (indexOf(worker) === undefined) return [];
-      const answer = answers[i];
-      if (answer) return [answer];
-      const last = lastAnswer.get(worker);
-      return last ? [cumulative(last)] : [];
-    });
-    const workers = aggregate([...live, dead]);
+    const workers = await sums.sum(answering, answers);
     return { contentType: own.contentType, body: `${await workers.metrics()}\n${await own.metrics()}` };
   };
 
@@ -179,7 +150,7 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     const [index, slot] = entry;
     // Gone from the table at once: a shutdown waits only for workers that are still running.
     slots.delete(index);
-    retire(worker);
+    sums.retire(worker);
     if (closing) {
       // A worker that failed to drain makes the primary's exit code; one that the shutdown's own
       // signal ended before it could handle it (still starting) had nothing to drain.
