@@ -62,6 +62,7 @@ async function main(): Promise<void> {
       startSession: (s, t) => (queries.push("[driver] INSERT session + first refresh token (one transaction)"), inner.sessions.startSession(s, t)),
       findToken: (hash) => (queries.push("[driver] SELECT refresh token + session + successor"), inner.sessions.findToken(hash)),
       insertChild: (c, now) => (queries.push("[driver] INSERT refresh token if the session is live"), inner.sessions.insertChild(c, now)),
+      pruneChunk: (after, ended, revoked, limit) => (queries.push("[driver] prune: a chunk of dead sessions"), inner.sessions.pruneChunk(after, ended, revoked, limit)),
     },
     loginThrottle: inner.loginThrottle,
     audit: {

@@ -1,5 +1,6 @@
 // The refresh hot path on the driver itself: one SELECT (token + session + user + successor +
-// "successor consumed?") and one INSERT per rotation, as prepared statements. The ORM costs
+// "successor consumed?") and one INSERT per rotation, as prepared statements; and pruning's
+// chunks, which the ORM compiled on the main thread while requests waited behind them. The ORM costs
 // several milliseconds of CPU per statement here, the driver a few microseconds; the INSERT's
 // unique parentId still decides which concurrent consumer wins, exactly as before.
 import type Database from "better-sqlite3";
@@ -15,6 +16,12 @@ export interface SessionQueries {
   findToken(hash: string): Promise<RefreshTokenLookup | null>;
   /** the consume: see SessionStore.insertChild */
   insertChild(child: RefreshTokenRecord, now: Date): Promise<ConsumeOutcome>;
+  /**
+   * One chunk of SessionStore.pruneDead: of the first `limit` dead sessions in id order after
+   * `after` ("" for the first), deletes those still dead (their refresh tokens cascade).
+   * `last` is the last id looked at, where the next chunk starts; `seen` < `limit` means done.
+   */
+  pruneChunk(after: string, endedBefore: Date, revokedBefore: Date, limit: number): Promise<{ seen: number; deleted: number; last: string | null }>;
 }
 
 interface Row {
@@ -104,12 +111,22 @@ function consumeSql(p: (n: number) => string, ts: (n: number) => string, lock: s
 }
 const SESSION_COLUMNS = `"id", "userId", "clientId", "scope", "createdAt", "expiresAt", "statusIdx", "userAgent", "address"`;
 
+/**
+ * Session `s` is dead (SessionStore.pruneDead): not revoked, and past its end or idle past its
+ * newest refresh token's deadline, before `ended`; or revoked before `revoked`.
+ */
+const deadSql = (ended: string, revoked: string) =>
+  `((s."revokedAt" IS NULL AND (s."expiresAt" < ${ended}
+      OR NOT EXISTS (SELECT 1 FROM "RefreshToken" r WHERE r."sessionId" = s."id" AND r."expiresAt" >= ${ended})))
+    OR s."revokedAt" < ${revoked})`;
+
 // ---- SQLite ----
 
 function sqliteSessionQueries(sqlite: Database.Database): SessionQueries {
   let select: Database.Statement | undefined;
   let insert: Database.Statement | undefined;
   let start: ((s: SessionRecord, t: RefreshTokenRecord) => void) | undefined;
+  let prune: ((p: { after: string; ended: string; revoked: string; limit: number }) => { seen: number; deleted: number; last: string | null }) | undefined;
   return {
     async startSession(session, first) {
       if (!start) {
@@ -140,6 +157,19 @@ function sqliteSessionQueries(sqlite: Database.Database): SessionQueries {
         throw err;
       }
     },
+    async pruneChunk(after, endedBefore, revokedBefore, limit) {
+      if (!prune) {
+        const chunk = sqlite.prepare(`SELECT s."id" FROM "Session" s WHERE s."id" > @after AND ${deadSql("@ended", "@revoked")} ORDER BY s."id" LIMIT @limit`).pluck();
+        const remove = sqlite.prepare(`DELETE FROM "Session" AS s WHERE s."id" IN (SELECT value FROM json_each(@ids)) AND ${deadSql("@ended", "@revoked")}`);
+        prune = sqlite.transaction((p: { after: string; ended: string; revoked: string; limit: number }) => {
+          const ids = chunk.all(p) as string[];
+          const deleted = ids.length === 0 ? 0 : remove.run({ ids: JSON.stringify(ids), ended: p.ended, revoked: p.revoked }).changes;
+          return { seen: ids.length, deleted, last: ids.at(-1) ?? null };
+        }).immediate;
+      }
+      const params = { after, ended: sqliteTimestamp(endedBefore), revoked: sqliteTimestamp(revokedBefore), limit };
+      return retryWhileBusy(() => prune!(params));
+    },
   };
 }
 
@@ -149,6 +179,12 @@ function postgresSessionQueries(pool: pg.Pool): SessionQueries {
   const select = { name: "tessera_find_refresh_token", text: selectSql(pgEpochMs, "$1") };
   const consumeText = consumeSql((n) => `$${n}`, (n) => `$${n}::timestamp`, " FOR SHARE OF s");
   // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip.
+  // The chunk, and the DELETE of those still dead, in one statement: one round trip per chunk.
+  const pruneText = `WITH chunk AS (
+      SELECT s."id" FROM "Session" s WHERE s."id" > $1 AND ${deadSql("$2::timestamp", "$3::timestamp")} ORDER BY s."id" LIMIT $4),
+    gone AS (DELETE FROM "Session" s WHERE s."id" IN (SELECT "id" FROM chunk) AND ${deadSql("$2::timestamp", "$3::timestamp")} RETURNING 1)
+    SELECT (SELECT count(*) FROM chunk)::int AS "seen", (SELECT count(*) FROM gone)::int AS "deleted",
+           (SELECT "id" FROM chunk ORDER BY "id" DESC LIMIT 1) AS "last"`;
   const startText = `WITH s AS (
       INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp, $7::bigint, $12, $13) RETURNING "id")
     INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) SELECT $8, s."id", $9, NULL, $10::timestamp, $11::timestamp FROM s`;
@@ -190,6 +226,14 @@ function postgresSessionQueries(pool: pg.Pool): SessionQueries {
         if ((err as { code?: unknown }).code === "23505") return "consumed"; // unique_violation
         throw err;
       }
+    },
+    async pruneChunk(after, endedBefore, revokedBefore, limit) {
+      const { rows } = await pool.query<{ seen: number; deleted: number; last: string | null }>({
+        name: "tessera_prune_sessions",
+        text: pruneText,
+        values: [after, pgTimestamp(endedBefore), pgTimestamp(revokedBefore), limit],
+      });
+      return rows[0]!;
     },
   };
 }

@@ -86,29 +86,19 @@ export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStor
     },
 
     async pruneDead(endedBefore, revokedBefore) {
-      const dead = {
-        OR: [
-          // Unrevoked: ended, or idle past its newest token's deadline, before the cutoff.
-          { revokedAt: null, OR: [{ expiresAt: { lt: endedBefore } }, { refreshTokens: { none: { expiresAt: { gte: endedBefore } } } }] },
-          // Revoked: only after the retention (its status list bit goes with the row).
-          { revokedAt: { lt: revokedBefore } },
-        ],
-      };
-      // In chunks of PRUNE_CHUNK sessions (their refresh tokens go with them): one DELETE of a
-      // million rows would hold SQLite's writer lock, and the event loop (the driver is
-      // synchronous), for seconds; between chunks, requests go on. Each DELETE repeats the
-      // condition, so a row that is no longer dead by then stays.
-      // One pass in id order (keyset): each chunk's SELECT walks the primary key from where the
-      // last one stopped, so the whole prune reads each row once, however many there are.
+      // In chunks of PRUNE_CHUNK sessions (their refresh tokens go with them), on the driver
+      // (session-queries.ts): one DELETE of a million rows would hold SQLite's writer lock, and
+      // the event loop (the driver is synchronous), for seconds; between chunks, requests go on.
+      // Each DELETE repeats the condition, so a row that is no longer dead by then stays.
+      // One pass in id order (keyset): each chunk walks the primary key from where the last one
+      // stopped, so the whole prune reads each row once, however many there are.
       let sessions = 0;
-      let after: string | null = null;
+      let after = "";
       for (;;) {
-        const where: object = after === null ? dead : { AND: [dead, { id: { gt: after } }] };
-        const ids = (await db.session.findMany({ where, select: { id: true }, orderBy: { id: "asc" }, take: PRUNE_CHUNK })).map((r) => r.id);
-        if (ids.length === 0) break;
-        sessions += (await db.session.deleteMany({ where: { AND: [dead, { id: { in: ids } }] } })).count;
-        if (ids.length < PRUNE_CHUNK) break;
-        after = ids.at(-1)!;
+        const { seen, deleted, last } = await queries.pruneChunk(after, endedBefore, revokedBefore, PRUNE_CHUNK);
+        sessions += deleted;
+        if (seen < PRUNE_CHUNK || last === null) break;
+        after = last;
         await new Promise((resolve) => setImmediate(resolve));
       }
       return { sessions };
