@@ -120,6 +120,27 @@ describe("SQLite WAL checkpoints in a worker thread", () => {
     }
   });
 
+  it("after a RESTART the worker writes first: starting the WAL over (a sync of its header) is its cost, not a request's", async () => {
+    const rounds: Array<{ log: number; checkpointed: number; restarted: boolean }> = [];
+    const { file, sqlite } = await openSqlite({ intervalMs: 10, restartPages: 64, onRound: (r) => rounds.push(r) });
+    await until(() => expect(rounds.length).toBeGreaterThan(0)); // the worker is up
+    // A reader's old snapshot keeps the worker from starting the WAL over while we write (see
+    // the next test); so the RESTART comes after our last write.
+    const reader = new Database(file, { readonly: true });
+    reader.exec("BEGIN");
+    reader.prepare("SELECT count(*) FROM t").get();
+    for (let i = 0; i < 100; i++) insertPage(sqlite);
+    const before = rounds.length;
+    reader.exec("COMMIT");
+    reader.close();
+    await until(() => expect(rounds.slice(before).some((r) => r.restarted)).toBe(true));
+    // The WAL started over, and holds one frame: the worker's own write, which began the new WAL
+    // (SQLite syncs its header then, and cuts the file back to journal_size_limit), so no
+    // request's first write after it does. (log: frames in the WAL since it started over.)
+    expect(sqlite.pragma("wal_checkpoint(PASSIVE)")).toEqual([{ busy: 0, log: 1, checkpointed: 1 }]);
+    expect(sqlite.prepare("SELECT count(*) AS n FROM t").get()).toEqual({ n: 100 });
+  });
+
   it("a reader holding an old snapshot does not make the worker hold writers up", async () => {
     const rounds: Array<{ log: number; checkpointed: number; restarted: boolean }> = [];
     const { file, sqlite } = await openSqlite({ intervalMs: 10, restartPages: 100, onRound: (r) => rounds.push(r) });
