@@ -1,8 +1,8 @@
 // The refresh hot path on the driver itself: one SELECT (token + session + user + successor +
-// "successor consumed?") and one INSERT per rotation, as prepared statements; and pruning's
-// chunks, which the ORM compiled on the main thread while requests waited behind them. The ORM costs
+// "successor consumed?") and one INSERT per rotation, as prepared statements. The ORM costs
 // several milliseconds of CPU per statement here, the driver a few microseconds; the INSERT's
-// unique parentId still decides which concurrent consumer wins, exactly as before.
+// unique parentId still decides which concurrent consumer wins, exactly as before. Pruning's
+// chunks are here too: the ORM compiled their queries on the main thread, requests waiting.
 import type Database from "better-sqlite3";
 import type pg from "pg";
 import type { ConsumeOutcome, RefreshTokenLookup, RefreshTokenRecord, SessionRecord } from "../../domain/sessions/session-store.ts";
@@ -178,13 +178,13 @@ function sqliteSessionQueries(sqlite: Database.Database): SessionQueries {
 function postgresSessionQueries(pool: pg.Pool): SessionQueries {
   const select = { name: "tessera_find_refresh_token", text: selectSql(pgEpochMs, "$1") };
   const consumeText = consumeSql((n) => `$${n}`, (n) => `$${n}::timestamp`, " FOR SHARE OF s");
-  // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip.
   // The chunk, and the DELETE of those still dead, in one statement: one round trip per chunk.
   const pruneText = `WITH chunk AS (
       SELECT s."id" FROM "Session" s WHERE s."id" > $1 AND ${deadSql("$2::timestamp", "$3::timestamp")} ORDER BY s."id" LIMIT $4),
     gone AS (DELETE FROM "Session" s WHERE s."id" IN (SELECT "id" FROM chunk) AND ${deadSql("$2::timestamp", "$3::timestamp")} RETURNING 1)
     SELECT (SELECT count(*) FROM chunk)::int AS "seen", (SELECT count(*) FROM gone)::int AS "deleted",
            (SELECT "id" FROM chunk ORDER BY "id" DESC LIMIT 1) AS "last"`;
+  // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip.
   const startText = `WITH s AS (
       INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp, $7::bigint, $12, $13) RETURNING "id")
     INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) SELECT $8, s."id", $9, NULL, $10::timestamp, $11::timestamp FROM s`;
