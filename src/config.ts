@@ -1,12 +1,12 @@
 // Environment -> one frozen, typed Config. Every bad variable gets its own line in one error,
 // so an operator fixes them all in one go instead of one restart per typo.
-import os from "node:os";
 import path from "node:path";
 import proxyaddr from "proxy-addr";
 import type { Argon2Params } from "./domain/credentials/passwords.ts";
 import type { KeyStoreKind } from "./domain/keys/key-store.ts";
 import { SIGNING_ALGS, type SigningAlg } from "./domain/keys/signing-key.ts";
 import { isScopeToken } from "./domain/scope.ts";
+import { usableCpus } from "./cpus.ts";
 
 
 export interface Config {
@@ -126,7 +126,7 @@ export interface Config {
   sessionMetadata: boolean;
   /**
    * WORKERS: server processes on this host under node:cluster (one listener shared by all); 1 = no
-   * cluster, the process serves itself; WORKERS=auto = one per core (os.availableParallelism())
+   * cluster, the process serves itself; WORKERS=auto = one per usable CPU (cpus.ts: the cores, capped by a container's CPU limit)
    */
   workers: number;
 }
@@ -245,7 +245,7 @@ export function loadConfig(env: Env = process.env): Config {
 
   const port = int("PORT", 3000, 0, 65535);
   const workersRaw = str("WORKERS", "1").trim();
-  const workers = /^auto$/i.test(workersRaw) ? os.availableParallelism() : /^\d+$/.test(workersRaw) ? Number(workersRaw) : NaN;
+  const workers = /^auto$/i.test(workersRaw) ? usableCpus() : /^\d+$/.test(workersRaw) ? Number(workersRaw) : NaN;
   if (!(workers >= 1 && workers <= 256)) problems.push(`WORKERS=${JSON.stringify(env.WORKERS)}: expected a whole number from 1 to 256, or auto (one per core)`);
   const host = str("HOST", "127.0.0.1");
   const issuer = url("ISSUER", str("ISSUER", `http://localhost:${port}`));
@@ -407,7 +407,7 @@ export function loadConfig(env: Env = process.env): Config {
     // One argon2 (p=1) per core: more only queues inside libuv's pool, where it delays the
     // signing and hashing work that shares those threads. With WORKERS, the host's cores are
     // shared among the workers.
-    passwordHashConcurrency: int("PASSWORD_HASH_CONCURRENCY", Math.max(1, Math.floor(os.availableParallelism() / (workers >= 1 && workers <= 256 ? workers : 1))), 1, 256),
+    passwordHashConcurrency: int("PASSWORD_HASH_CONCURRENCY", Math.max(1, Math.floor(usableCpus() / (workers >= 1 && workers <= 256 ? workers : 1))), 1, 256),
     passwordHashQueue: int("PASSWORD_HASH_QUEUE", 256, 0, 100000),
     pruneInterval: duration("PRUNE_INTERVAL", 3600, 0),
     auditRetention: duration("AUDIT_RETENTION", 90 * 86400, 86400),
