@@ -21,7 +21,7 @@ const readText: ReadText = (file) => {
 /** The directory and its parents up to `root`, deepest first. */
 function upTo(root: string, dir: string): string[] {
   const dirs: string[] = [];
-  for (let d = path.join(root, dir).replace(/(.)\/+$/, "$1"); d.startsWith(root); d = path.dirname(d)) {
+  for (let d = path.join(root, dir).replace(/(.)\/+$/, "$1"); d === root || d.startsWith(`${root}/`); d = path.dirname(d)) {
     dirs.push(d);
     if (d === root) break;
   }

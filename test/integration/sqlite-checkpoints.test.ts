@@ -9,6 +9,7 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { closeDirect, openDb, type Db, type DirectHandle } from "../../src/storage/prisma/client.ts";
 import { AUTOCHECKPOINT_PAGES, WAL_SIZE_LIMIT, type CheckpointerOptions } from "../../src/storage/prisma/checkpointer.ts";
+import type { CheckpointerEvent } from "../../src/storage/storage.ts";
 import { retryWhileBusy } from "../../src/storage/prisma/driver.ts";
 import { openPrismaStorage } from "../../src/storage/prisma/index.ts";
 import { loadConfig } from "../../src/config.ts";
@@ -186,6 +187,20 @@ describe("SQLite WAL checkpoints in a worker thread", () => {
     expect(direct.checkpointer.running).toBe(false);
     expect(await settings(db, sqlite)).toEqual({ direct: sqliteOwn, prisma: sqliteOwn });
     expect(largestWalWhileWriting(sqlite, wal, 3000)).toBeLessThan((AUTOCHECKPOINT_PAGES + 100) * PAGE);
+  });
+
+  it("a listener that comes after a failure is told of it; one that throws does not stop the retries", async () => {
+    const { direct } = await openSqlite({ driver: "tessera-no-such-driver", retryMs: 20 });
+    if (direct.flavor !== "sqlite" || !direct.checkpointer) throw new Error("expected a checkpointer");
+    await direct.checkpointer.failed;
+    const seen: CheckpointerEvent[] = [];
+    direct.checkpointer.watch(() => {
+      throw new Error("a broken logger");
+    });
+    direct.checkpointer.watch((event) => seen.push(event));
+    // The failure in force first, then each new one (the retries go on past the throwing listener).
+    await until(() => expect(seen.length).toBeGreaterThanOrEqual(3));
+    for (const event of seen) expect(event).toMatchObject({ type: "failed", error: { message: expect.stringMatching(/tessera-no-such-driver/) } });
   });
 
   it("a failed worker is started again, and the connections hand their checkpoints back to it", async () => {

@@ -60,6 +60,17 @@ describe("usable CPUs: the cores, capped by the cgroup's CPU quota", () => {
     expect(usableCpus(read, "/sys/fs/cgroup", 2)).toBe(1);
   });
 
+  it("a path that climbs out of the hierarchy (a cgroup namespace's '/..') reads nothing beside it", () => {
+    const read = fsOf({
+      "/proc/self/cgroup": "1:cpu:/../cpu,cpuacct/x\n",
+      "/sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000",
+      "/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1",
+      "/sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_period_us": "100000",
+      "/sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_quota_us": "100000",
+    });
+    expect(usableCpus(read, "/sys/fs/cgroup", 4)).toBe(4);
+  });
+
   it("no cgroups at all (not Linux, or /proc not mounted): every core", () => {
     expect(usableCpus(fsOf({}), "/sys/fs/cgroup", 12)).toBe(12);
     expect(cgroupCpuQuota(fsOf({ "/proc/self/cgroup": "garbage\n\n" }))).toBe(Infinity);

@@ -159,8 +159,18 @@ export async function startCheckpointer(
   let reportFailure!: (err: Error) => void;
   const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
   const listeners = new Set<(event: CheckpointerEvent) => void>();
+  // The failure in force (the fallback running, no worker yet): told to a listener that comes late.
+  let inForce: CheckpointerEvent | null = null;
+  const safely = (listener: (event: CheckpointerEvent) => void, event: CheckpointerEvent) => {
+    try {
+      listener(event);
+    } catch {
+      // a listener's failure (its logger) must not stop the retries
+    }
+  };
   const tell = (event: CheckpointerEvent) => {
-    for (const listener of listeners) listener(event);
+    inForce = event.type === "failed" ? event : null;
+    for (const listener of listeners) safely(listener, event);
   };
 
   const spawn = () => {
@@ -183,9 +193,9 @@ export async function startCheckpointer(
           reportFailure(err);
           if (closing) return;
           const delay = Math.min(MAX_RETRY_MS, retryMs * 2 ** (failures - 1));
-          tell({ type: "failed", error: err, retryInMs: delay });
           retry = setTimeout(() => void start(), delay);
           retry.unref();
+          tell({ type: "failed", error: err, retryInMs: delay });
         });
     };
     worker.on("error", fail);
@@ -212,6 +222,7 @@ export async function startCheckpointer(
     failed,
     watch(listener) {
       listeners.add(listener);
+      if (inForce) safely(listener, inForce);
     },
     async close() {
       closing = true;

@@ -126,7 +126,8 @@ function sqliteSessionQueries(sqlite: Database.Database): SessionQueries {
   let select: Database.Statement | undefined;
   let insert: Database.Statement | undefined;
   let start: ((s: SessionRecord, t: RefreshTokenRecord) => void) | undefined;
-  let prune: ((p: { after: string; ended: string; revoked: string; limit: number }) => { seen: number; deleted: number; last: string | null }) | undefined;
+  let chunk: Database.Statement | undefined;
+  let remove: Database.Statement | undefined;
   return {
     async startSession(session, first) {
       if (!start) {
@@ -158,17 +159,16 @@ function sqliteSessionQueries(sqlite: Database.Database): SessionQueries {
       }
     },
     async pruneChunk(after, endedBefore, revokedBefore, limit) {
-      if (!prune) {
-        const chunk = sqlite.prepare(`SELECT s."id" FROM "Session" s WHERE s."id" > @after AND ${deadSql("@ended", "@revoked")} ORDER BY s."id" LIMIT @limit`).pluck();
-        const remove = sqlite.prepare(`DELETE FROM "Session" AS s WHERE s."id" IN (SELECT value FROM json_each(@ids)) AND ${deadSql("@ended", "@revoked")}`);
-        prune = sqlite.transaction((p: { after: string; ended: string; revoked: string; limit: number }) => {
-          const ids = chunk.all(p) as string[];
-          const deleted = ids.length === 0 ? 0 : remove.run({ ids: JSON.stringify(ids), ended: p.ended, revoked: p.revoked }).changes;
-          return { seen: ids.length, deleted, last: ids.at(-1) ?? null };
-        }).immediate;
-      }
-      const params = { after, ended: sqliteTimestamp(endedBefore), revoked: sqliteTimestamp(revokedBefore), limit };
-      return retryWhileBusy(() => prune!(params));
+      // The scan is a read, outside the write lock: dead sessions may be few and far between, and
+      // other processes on the file (WORKERS, the rotation script) must not wait for the walk.
+      // Only the DELETE, which repeats the condition, takes the lock.
+      chunk ??= sqlite.prepare(`SELECT s."id" FROM "Session" s WHERE s."id" > @after AND ${deadSql("@ended", "@revoked")} ORDER BY s."id" LIMIT @limit`).pluck();
+      remove ??= sqlite.prepare(`DELETE FROM "Session" AS s WHERE s."id" IN (SELECT value FROM json_each(@ids)) AND ${deadSql("@ended", "@revoked")}`);
+      const ended = sqliteTimestamp(endedBefore);
+      const revoked = sqliteTimestamp(revokedBefore);
+      const ids = (await retryWhileBusy(() => chunk!.all({ after, ended, revoked, limit }))) as string[];
+      const deleted = ids.length === 0 ? 0 : (await retryWhileBusy(() => remove!.run({ ids: JSON.stringify(ids), ended, revoked }))).changes;
+      return { seen: ids.length, deleted, last: ids.at(-1) ?? null };
     },
   };
 }

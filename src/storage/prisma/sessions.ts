@@ -89,7 +89,9 @@ export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStor
       // In chunks of PRUNE_CHUNK sessions (their refresh tokens go with them), on the driver
       // (session-queries.ts): one DELETE of a million rows would hold SQLite's writer lock, and
       // the event loop (the driver is synchronous), for seconds; between chunks, requests go on.
-      // Each DELETE repeats the condition, so a row that is no longer dead by then stays.
+      // Each DELETE repeats the condition (SQLite: the scan is a separate read). A dead session
+      // cannot come back to life: its end and its tokens' deadlines are past, and rotation needs
+      // a token within its deadline.
       // One pass in id order (keyset): each chunk walks the primary key from where the last one
       // stopped, so the whole prune reads each row once, however many there are.
       let sessions = 0;
