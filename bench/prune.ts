@@ -4,7 +4,8 @@
 // (default 1,000,000) dead sessions, each with a refresh token, seeded in one statement, while a
 // "request" (a session lookup by id, the refresh path's first query) is made every 5 ms. Reported:
 // the prune's duration, the worst event-loop delay during it, and the worst request latency;
-// then the same for one DELETE of everything (how it was done before), on a fresh seed.
+// then the same for one DELETE of everything (how it was done before), on a fresh seed; then
+// pruneDead again over as many live sessions of which about 1 in 100 were revoked long ago.
 // SQLite in a temp file; Postgres too with BENCH_DATABASE_URL (or TEST_DATABASE_URL).
 import { randomBytes } from "node:crypto";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
@@ -24,6 +25,8 @@ const log = (s: string) => (JSON_OUTPUT ? process.stderr : process.stdout).write
 const T0 = new Date("2030-01-01T00:00:00.000Z");
 const DEAD_AT = new Date(T0.getTime() + 3600_000);
 const NOW = new Date(T0.getTime() + 2 * 86400_000);
+/** the live sessions' end, for the sparse case */
+const LATER = new Date(T0.getTime() + 30 * 86400_000);
 
 /** N dead sessions (ended an hour after T0), each with one refresh token. */
 const seed = (s: PrismaStorage, userId: string, tag: string) =>
@@ -97,11 +100,18 @@ async function flavorRun(flavor: "sqlite" | "postgres"): Promise<Run[]> {
       let t = performance.now();
       await seed(s, userId, "a");
       log(`[${flavor}] seeded ${N.toLocaleString("en-US")} dead sessions with their tokens in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-      runs.push(await measure(s, `pruneDead, ${PRUNE_CHUNK} per statement`, async () => (await s.sessions.pruneDead(NOW, NOW)).sessions));
+      runs.push(await measure(s, `pruneDead, ${PRUNE_CHUNK} per chunk`, async () => (await s.sessions.pruneDead(NOW, NOW)).sessions));
       t = performance.now();
       await seed(s, userId, "b");
       log(`[${flavor}] seeded again in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       runs.push(await measure(s, "one DELETE (before)", async () => (await s.db.session.deleteMany({ where: { expiresAt: { lt: NOW } } })).count));
+      // Few dead among many live, as in a running service: each chunk looks at PRUNE_CHUNK
+      // sessions, dead or not, so its work stays bounded however sparse the dead ones are.
+      await s.db.session.deleteMany();
+      t = performance.now();
+      await seedSessions(s, { tag: "c", userId, clientId: "bench", count: N, createdAt: T0, expiresAt: LATER, revokeOneIn: 100 });
+      log(`[${flavor}] seeded ${N.toLocaleString("en-US")} live sessions, about 1 in 100 of them revoked long ago, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      runs.push(await measure(s, "pruneDead, 1 in 100 dead", async () => (await s.sessions.pruneDead(NOW, NOW)).sessions));
       for (const r of runs) {
         log(
           `[${flavor}] ${r.how.padEnd(32)} ${r.deleted === null ? `FAILED after ${r.seconds.toFixed(1)} s (${r.error})` : `deleted ${r.deleted.toLocaleString("en-US")} in ${r.seconds.toFixed(1)} s`}; worst event-loop delay ${r.worstLoopDelayMs.toFixed(0)} ms; ` +

@@ -517,6 +517,17 @@ for (const target of targets) {
       expect(await store.pruneDead(now, T0)).toEqual({ sessions: 0 });
     }, 60_000);
 
+    it("pruneDead finds a few dead sessions among many live ones, across chunks (the Prisma store looks at 200 per chunk)", async () => {
+      const now = at(T0, 10 * HOUR);
+      const late = at(now, HOUR);
+      const live: Array<Awaited<ReturnType<typeof started>>> = [];
+      for (let i = 0; i < 450; i += 50) live.push(...(await Promise.all(Array.from({ length: 50 }, () => started({ session: { expiresAt: late }, first: { expiresAt: late } })))));
+      const dead = await Promise.all(Array.from({ length: 7 }, () => started({ session: { expiresAt: at(now, -1) } })));
+      expect(await store.pruneDead(now, T0)).toEqual({ sessions: 7 });
+      for (const gone of dead) expect(await store.findSession(gone.session.id)).toBeNull();
+      for (const kept of live) expect(await store.findToken(kept.first.hash)).not.toBeNull();
+    }, 60_000);
+
     it("pruneDead keeps a session whose end, or newest token's deadline, is exactly now (deleted from the next instant)", async () => {
       const now = at(T0, 2 * HOUR);
       const endsNow = await started({ session: { expiresAt: now }, first: { expiresAt: now } });

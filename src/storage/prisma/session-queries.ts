@@ -17,9 +17,10 @@ export interface SessionQueries {
   /** the consume: see SessionStore.insertChild */
   insertChild(child: RefreshTokenRecord, now: Date): Promise<ConsumeOutcome>;
   /**
-   * One chunk of SessionStore.pruneDead: of the first `limit` dead sessions in id order after
-   * `after` ("" for the first), deletes those still dead (their refresh tokens cascade).
-   * `last` is the last id looked at, where the next chunk starts; `seen` < `limit` means done.
+   * One chunk of SessionStore.pruneDead: looks at the next `limit` sessions in id order after
+   * `after` ("" for the first) and deletes the dead ones among them (their refresh tokens
+   * cascade). A chunk's work is bounded by `limit` however few of them are dead. `last` is the
+   * last id looked at, where the next chunk starts; `seen` < `limit` means the end.
    */
   pruneChunk(after: string, endedBefore: Date, revokedBefore: Date, limit: number): Promise<{ seen: number; deleted: number; last: string | null }>;
 }
@@ -159,16 +160,16 @@ function sqliteSessionQueries(sqlite: Database.Database): SessionQueries {
       }
     },
     async pruneChunk(after, endedBefore, revokedBefore, limit) {
-      // The scan is a read, outside the write lock: dead sessions may be few and far between, and
-      // other processes on the file (WORKERS, the rotation script) must not wait for the walk.
-      // Only the DELETE, which repeats the condition, takes the lock.
-      chunk ??= sqlite.prepare(`SELECT s."id" FROM "Session" s WHERE s."id" > @after AND ${deadSql("@ended", "@revoked")} ORDER BY s."id" LIMIT @limit`).pluck();
+      // The look is a read, outside the write lock (other processes on the file, WORKERS or the
+      // rotation script, do not wait for it); only the DELETE, which repeats the condition, takes it.
+      chunk ??= sqlite.prepare(`SELECT s."id", ${deadSql("@ended", "@revoked")} AS "dead" FROM "Session" s WHERE s."id" > @after ORDER BY s."id" LIMIT @limit`);
       remove ??= sqlite.prepare(`DELETE FROM "Session" AS s WHERE s."id" IN (SELECT value FROM json_each(@ids)) AND ${deadSql("@ended", "@revoked")}`);
       const ended = sqliteTimestamp(endedBefore);
       const revoked = sqliteTimestamp(revokedBefore);
-      const ids = (await retryWhileBusy(() => chunk!.all({ after, ended, revoked, limit }))) as string[];
-      const deleted = ids.length === 0 ? 0 : (await retryWhileBusy(() => remove!.run({ ids: JSON.stringify(ids), ended, revoked }))).changes;
-      return { seen: ids.length, deleted, last: ids.at(-1) ?? null };
+      const rows = (await retryWhileBusy(() => chunk!.all({ after, ended, revoked, limit }))) as Array<{ id: string; dead: number }>;
+      const dead = rows.filter((r) => r.dead).map((r) => r.id);
+      const deleted = dead.length === 0 ? 0 : (await retryWhileBusy(() => remove!.run({ ids: JSON.stringify(dead), ended, revoked }))).changes;
+      return { seen: rows.length, deleted, last: rows.at(-1)?.id ?? null };
     },
   };
 }
@@ -180,8 +181,8 @@ function postgresSessionQueries(pool: pg.Pool): SessionQueries {
   const consumeText = consumeSql((n) => `$${n}`, (n) => `$${n}::timestamp`, " FOR SHARE OF s");
   // The chunk, and the DELETE of those still dead, in one statement: one round trip per chunk.
   const pruneText = `WITH chunk AS (
-      SELECT s."id" FROM "Session" s WHERE s."id" > $1 AND ${deadSql("$2::timestamp", "$3::timestamp")} ORDER BY s."id" LIMIT $4),
-    gone AS (DELETE FROM "Session" s WHERE s."id" IN (SELECT "id" FROM chunk) AND ${deadSql("$2::timestamp", "$3::timestamp")} RETURNING 1)
+      SELECT s."id", ${deadSql("$2::timestamp", "$3::timestamp")} AS "dead" FROM "Session" s WHERE s."id" > $1 ORDER BY s."id" LIMIT $4),
+    gone AS (DELETE FROM "Session" s WHERE s."id" IN (SELECT "id" FROM chunk WHERE "dead") AND ${deadSql("$2::timestamp", "$3::timestamp")} RETURNING 1)
     SELECT (SELECT count(*) FROM chunk)::int AS "seen", (SELECT count(*) FROM gone)::int AS "deleted",
            (SELECT "id" FROM chunk ORDER BY "id" DESC LIMIT 1) AS "last"`;
   // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip.

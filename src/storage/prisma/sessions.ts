@@ -27,7 +27,7 @@ const toSession = ({ statusIdx, userAgent, address, ...row }: SessionRow): Sessi
   ...(address !== null ? { address } : {}),
 });
 
-/** Sessions deleted per statement when pruning. */
+/** Sessions looked at per chunk when pruning; the dead among them go in one DELETE. */
 export const PRUNE_CHUNK = 200;
 
 export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStore {
@@ -86,14 +86,15 @@ export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStor
     },
 
     async pruneDead(endedBefore, revokedBefore) {
-      // In chunks of PRUNE_CHUNK sessions (their refresh tokens go with them), on the driver
+      // In chunks: PRUNE_CHUNK sessions looked at, the dead among them deleted (their refresh
+      // tokens go with them), so a chunk's work is bounded whether dead sessions are many or few; on the driver
       // (session-queries.ts): one DELETE of a million rows would hold SQLite's writer lock, and
       // the event loop (the driver is synchronous), for seconds; between chunks, requests go on.
       // Each DELETE repeats the condition (SQLite: the scan is a separate read). A dead session
       // cannot come back to life: its end and its tokens' deadlines are past, and rotation needs
       // a token within its deadline.
       // One pass in id order (keyset): each chunk walks the primary key from where the last one
-      // stopped, so the whole prune reads each row once, however many there are.
+      // stopped, so the whole prune reads each row once.
       let sessions = 0;
       let after = "";
       for (;;) {
