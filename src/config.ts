@@ -52,6 +52,8 @@ export interface Config {
   passwordHashConcurrency: number;
   /** waiting password hash operations before new logins get 503 */
   passwordHashQueue: number;
+  /** DATABASE_POOL_SIZE: Postgres connections per process (each WORKERS worker has its own pool) */
+  databasePoolSize: number;
   /** seconds between prunes of dead sessions by the server; 0 = never (use the script) */
   pruneInterval: number;
   /** seconds audit events are kept */
@@ -409,6 +411,7 @@ export function loadConfig(env: Env = process.env): Config {
     // shared among the workers.
     passwordHashConcurrency: int("PASSWORD_HASH_CONCURRENCY", Math.max(1, Math.floor(usableCpus() / (workers >= 1 && workers <= 256 ? workers : 1))), 1, 256),
     passwordHashQueue: int("PASSWORD_HASH_QUEUE", 256, 0, 100000),
+    databasePoolSize: int("DATABASE_POOL_SIZE", 10, 1, 1000),
     pruneInterval: duration("PRUNE_INTERVAL", 3600, 0),
     auditRetention: duration("AUDIT_RETENTION", 90 * 86400, 86400),
     migrateOnStart: bool("MIGRATE_ON_START", true),

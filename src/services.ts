@@ -131,7 +131,7 @@ function refreshTokenSecret(config: Config, keyStore: KeyStore): Promise<Buffer>
  */
 export async function prepareFirstStart(config: Config, logger: AuditLogger, clock: Clock = systemClock): Promise<void> {
   if (config.migrateOnStart) await migrate(config.databaseUrl);
-  const storage = await openPrismaStorage(config.databaseUrl);
+  const storage = await openPrismaStorage(config.databaseUrl, { poolSize: config.databasePoolSize });
   try {
     const { keyStore, keyManager } = keysAndAudit(config, storage, logger, clock);
     await keyManager.ensureInitialKey();
@@ -147,7 +147,7 @@ export async function createAdminServices(
   logger: AuditLogger,
   clock: Clock,
 ): Promise<{ storage: Storage; audit: Audit; keyStore: KeyStore; keyManager: KeyManager; users: Users; sessions: SessionRevocation; close(): Promise<void> }> {
-  const storage = await openPrismaStorage(config.databaseUrl);
+  const storage = await openPrismaStorage(config.databaseUrl, { poolSize: config.databasePoolSize });
   try {
     const { audit, keyStore, keyManager } = keysAndAudit(config, storage, logger, clock);
     // One hash at a time: a command registers one user.
@@ -163,7 +163,7 @@ export async function createAdminServices(
 
 export async function createServices(config: Config, logger: AuditLogger, overrides: ServiceOverrides = {}): Promise<Services> {
   const clock = overrides.clock ?? systemClock;
-  const storage = overrides.storage ?? (await openPrismaStorage(config.databaseUrl));
+  const storage = overrides.storage ?? (await openPrismaStorage(config.databaseUrl, { poolSize: config.databasePoolSize }));
   storage.watchCheckpointer?.((event) =>
     event.type === "failed"
       ? logger.error(
