@@ -7,10 +7,9 @@
 // (default 5) with BENCH_CONNECTIONS connections (default 32); CPU from /proc, all threads.
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { freePort } from "../test/helpers/ports.ts";
-import { spawnNode, waitReady } from "../test/helpers/process.ts";
 import { loadSlice } from "./lib/load.ts";
-import { benchEnv, makeTempDir, runCleanups, runDatabase } from "./lib/proc.ts";
+import { makeTempDir, runCleanups, runDatabase } from "./lib/proc.ts";
+import { startHello } from "./scenarios/jwks.ts";
 import { envNum, serverEntry, startTessera } from "./lib/server.ts";
 
 const ROUNDS = envNum("BENCH_STARTS", 4);
@@ -39,11 +38,8 @@ type Case = { name: string; run: () => Promise<Measurement> };
 const hello: Case = {
   name: "hello world (baseline)",
   async run() {
-    const port = await freePort();
-    const child = spawnNode("hello-world", ["--import", "tsx", "bench/baselines/hello-server.ts"], { env: { ...benchEnv(), PORT: String(port) } });
+    const { child, url } = await startHello();
     try {
-      const url = `http://127.0.0.1:${port}/`;
-      await waitReady(url, child, 60_000);
       return await measure(url, child.pid);
     } finally {
       await child.stop();

@@ -128,7 +128,8 @@ export interface Config {
   sessionMetadata: boolean;
   /**
    * WORKERS: server processes on this host under node:cluster (one listener shared by all); 1 = no
-   * cluster, the process serves itself; WORKERS=auto = one per usable CPU (cpus.ts: the cores, capped by a container's CPU limit)
+   * cluster, the process serves itself; WORKERS=auto = one per usable
+   * CPU (cpus.ts: the cores, capped by a container's CPU limit)
    */
   workers: number;
 }
@@ -247,8 +248,9 @@ export function loadConfig(env: Env = process.env): Config {
 
   const port = int("PORT", 3000, 0, 65535);
   const workersRaw = str("WORKERS", "1").trim();
-  const workers = /^auto$/i.test(workersRaw) ? usableCpus() : /^\d+$/.test(workersRaw) ? Number(workersRaw) : NaN;
-  if (!(workers >= 1 && workers <= 256)) problems.push(`WORKERS=${JSON.stringify(env.WORKERS)}: expected a whole number from 1 to 256, or auto (one per core)`);
+  const cpus = usableCpus();
+  const workers = /^auto$/i.test(workersRaw) ? cpus : /^\d+$/.test(workersRaw) ? Number(workersRaw) : NaN;
+  if (!(workers >= 1 && workers <= 256)) problems.push(`WORKERS=${JSON.stringify(env.WORKERS)}: expected a whole number from 1 to 256, or auto (one per usable CPU)`);
   const host = str("HOST", "127.0.0.1");
   const issuer = url("ISSUER", str("ISSUER", `http://localhost:${port}`));
 
@@ -406,10 +408,10 @@ export function loadConfig(env: Env = process.env): Config {
     webClientScopes: str("WEB_CLIENT_SCOPES", "profile").split(/[\s,]+/).filter(Boolean),
     allowedOrigins,
     argon2,
-    // One argon2 (p=1) per core: more only queues inside libuv's pool, where it delays the
-    // signing and hashing work that shares those threads. With WORKERS, the host's cores are
+    // One argon2 (p=1) per usable CPU: more only queues inside libuv's pool, where it delays the
+    // signing and hashing work that shares those threads. With WORKERS, the host's CPUs are
     // shared among the workers.
-    passwordHashConcurrency: int("PASSWORD_HASH_CONCURRENCY", Math.max(1, Math.floor(usableCpus() / (workers >= 1 && workers <= 256 ? workers : 1))), 1, 256),
+    passwordHashConcurrency: int("PASSWORD_HASH_CONCURRENCY", Math.max(1, Math.floor(cpus / (workers >= 1 && workers <= 256 ? workers : 1))), 1, 256),
     passwordHashQueue: int("PASSWORD_HASH_QUEUE", 256, 0, 100000),
     databasePoolSize: int("DATABASE_POOL_SIZE", 10, 1, 1000),
     pruneInterval: duration("PRUNE_INTERVAL", 3600, 0),

@@ -9,7 +9,8 @@ import { Findings, type Scenario } from "./scenario.ts";
 
 const GOAL = 0.9;
 
-async function startHello() {
+/** The Fastify hello world (bench/baselines/hello-server.ts) in a process of its own, ready. */
+export async function startHello() {
   const port = await freePort();
   const child = spawnNode("hello-world", ["--import", "tsx", "bench/baselines/hello-server.ts"], { env: { ...benchEnv(), PORT: String(port) } });
   const url = `http://127.0.0.1:${port}/`;

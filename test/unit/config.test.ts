@@ -1,6 +1,6 @@
-import os from "node:os";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseDuration } from "../../src/config.ts";
+import { usableCpus } from "../../src/cpus.ts";
 
 describe("config", () => {
   it("has the documented defaults", () => {
@@ -133,13 +133,13 @@ describe("config", () => {
     for (const bad of ["0", "65536", "metrics", "-1"]) expect(() => loadConfig({ METRICS_PORT: bad }), bad).toThrow(/METRICS_PORT/);
   });
 
-  it("WORKERS: 1 by default, a number, or auto (one per core); anything else is refused", () => {
+  it("WORKERS: 1 by default, a number, or auto (one per usable CPU); anything else is refused", () => {
     expect(loadConfig({}).workers).toBe(1);
     expect(loadConfig({ WORKERS: "4" }).workers).toBe(4);
-    expect(loadConfig({ WORKERS: "auto" }).workers).toBe(os.availableParallelism());
-    // The password hash bulkhead shares the host's cores among the workers.
-    expect(loadConfig({}).passwordHashConcurrency).toBe(os.availableParallelism());
-    expect(loadConfig({ WORKERS: String(os.availableParallelism()) }).passwordHashConcurrency).toBe(1);
+    expect(loadConfig({ WORKERS: "auto" }).workers).toBe(usableCpus());
+    // The password hash bulkhead shares the usable CPUs among the workers.
+    expect(loadConfig({}).passwordHashConcurrency).toBe(usableCpus());
+    expect(loadConfig({ WORKERS: String(usableCpus()) }).passwordHashConcurrency).toBe(1);
     expect(loadConfig({ WORKERS: "4", PASSWORD_HASH_CONCURRENCY: "3" }).passwordHashConcurrency).toBe(3);
     for (const bad of ["0", "-1", "two", "1.5", "257"]) {
       expect(() => loadConfig({ WORKERS: bad }), bad).toThrow(/WORKERS=.*expected a whole number from 1 to 256, or auto/);

@@ -86,13 +86,12 @@ export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStor
     },
 
     async pruneDead(endedBefore, revokedBefore) {
-      // In chunks: PRUNE_CHUNK sessions looked at, the dead among them deleted (their refresh
-      // tokens go with them), so a chunk's work is bounded whether dead sessions are many or few; on the driver
-      // (session-queries.ts): one DELETE of a million rows would hold SQLite's writer lock, and
-      // the event loop (the driver is synchronous), for seconds; between chunks, requests go on.
-      // Each DELETE repeats the condition (SQLite: the scan is a separate read). A dead session
-      // cannot come back to life: its end and its tokens' deadlines are past, and rotation needs
-      // a token within its deadline.
+      // In chunks, on the driver (session-queries.ts): each looks at PRUNE_CHUNK sessions and
+      // deletes the dead among them (their refresh tokens go with them), so its work is bounded
+      // whether dead sessions are many or few. One DELETE of a million rows would hold SQLite's
+      // writer lock, and the event loop (the driver is synchronous), for seconds; between chunks,
+      // requests go on. Each DELETE repeats the condition; a dead session cannot come back to life
+      // anyway (its end and its tokens' deadlines are past, and rotation needs a live token).
       // One pass in id order (keyset): each chunk walks the primary key from where the last one
       // stopped, so the whole prune reads each row once.
       let sessions = 0;
