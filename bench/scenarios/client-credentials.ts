@@ -56,10 +56,13 @@ async function startPeer(alg: string): Promise<{ child: ReturnType<typeof spawnN
   }
 }
 
-/** Fastify + form body + jose signing, nothing else (the ceiling of an HTTP issuer on this stack). */
-async function startCeiling(alg: string): Promise<{ child: ReturnType<typeof spawnNode>; base: string }> {
+/**
+ * Fastify + form body + jose signing, nothing else (the ceiling of an HTTP issuer on this stack);
+ * with `env` ARGON2_*, also POST /login, which verifies an argon2id password first.
+ */
+export async function startCeiling(alg: string, env: Record<string, string> = {}): Promise<{ child: ReturnType<typeof spawnNode>; base: string }> {
   const port = await freePort();
-  const child = spawnNode("fastify+jose", ["--import", "tsx", "bench/baselines/hello-server.ts"], { env: { ...benchEnv(), PORT: String(port), SIGNING_ALG: alg } });
+  const child = spawnNode("fastify+jose", ["--import", "tsx", "bench/baselines/hello-server.ts"], { env: { ...benchEnv(), ...env, PORT: String(port), SIGNING_ALG: alg } });
   const base = `http://127.0.0.1:${port}`;
   await waitReady(`${base}/`, child, 60_000);
   return { child, base };
