@@ -59,7 +59,7 @@ async function main(): Promise<void> {
       findUserByEmail: (email) => (queries.push("[driver] SELECT user by email"), inner.users.findUserByEmail(email)),
     },
     sessions: {
-      startSession: (s, t) => (queries.push("[driver] INSERT session + first refresh token (one transaction)"), inner.sessions.startSession(s, t)),
+      startSession: (s, t, c) => (queries.push("[driver] INSERT session + first refresh token (one transaction)"), inner.sessions.startSession(s, t, c)),
       findToken: (hash) => (queries.push("[driver] SELECT refresh token + session + successor"), inner.sessions.findToken(hash)),
       insertChild: (c, now) => (queries.push("[driver] INSERT refresh token if the session is live"), inner.sessions.insertChild(c, now)),
       pruneChunk: (after, ended, revoked, limit) => (queries.push("[driver] prune: a chunk of dead sessions"), inner.sessions.pruneChunk(after, ended, revoked, limit)),

@@ -23,10 +23,13 @@ export interface SeedOptions {
 /** `count` sessions, each with one refresh token. */
 export async function seedSessions(s: PrismaStorage, o: SeedOptions): Promise<void> {
   const template = `tpl-${o.tag}`;
-  await s.sessions.start(
+  const { passwordHash } = await s.db.user.findUniqueOrThrow({ where: { id: o.userId }, select: { passwordHash: true } });
+  const started = await s.sessions.start(
     { id: template, userId: o.userId, clientId: o.clientId, scope: "", createdAt: o.createdAt, expiresAt: o.expiresAt, revokedAt: null, revokedReason: null, statusIdx: o.statusIdxBase ?? null },
     { id: `tok-${template}`, sessionId: template, hash: `hash-${template}`, parentId: null, createdAt: o.createdAt, expiresAt: o.expiresAt },
+    { passwordHash },
   );
+  if (!started) throw new Error(`seed: user ${o.userId} is disabled`);
   const idx = o.statusIdxBase === undefined ? "NULL" : `${o.statusIdxBase} + c.x`;
   const chance = s.flavor === "postgres" ? `random() < ${1 / (o.revokeOneIn ?? 1)}` : `abs(random()) % ${o.revokeOneIn} = 0`;
   const revokedAt = o.revokeOneIn === undefined ? "NULL" : `CASE WHEN ${chance} THEN t."createdAt" ELSE NULL END`;

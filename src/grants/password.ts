@@ -1,6 +1,8 @@
 // grant_type=password: RFC 6749 §4.3 (resource owner password credentials). RFC 9700 §2.4
 // deprecates it for third parties; Tessera offers it to first-party clients that are allowed it.
 import { assertGrantAllowed, grantScope, narrowScopeToUser } from "../domain/clients/clients.ts";
+import { BAD_CREDENTIALS } from "../domain/credentials/users.ts";
+import { InvalidGrant } from "../domain/errors.ts";
 import { tokenResponse, type Grant } from "./grant.ts";
 
 export const passwordGrant: Grant = {
@@ -16,9 +18,16 @@ export const passwordGrant: Grant = {
       userId: user.id,
       clientId: client.id,
       scope,
+      passwordHash: user.passwordHash,
       refreshTokenTtl: client.refreshTokenTtl,
       metadata,
     });
+    if (!refresh) {
+      // Reset, changed or disabled while this login was in flight: the change, and the revocation
+      // of the user's sessions that came with it, win (the same answer as a wrong password).
+      await services.audit.record("login.failed", { userId: user.id, clientId: client.id, details: { reason: "account_changed", address } });
+      throw new InvalidGrant(BAD_CREDENTIALS);
+    }
     const access = await services.accessTokens.issue({
       subject: user.id,
       clientId: client.id,

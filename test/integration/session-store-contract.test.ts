@@ -17,6 +17,10 @@ const at = (base: Date, ms: number) => new Date(base.getTime() + ms);
 const HOUR = 3_600_000;
 const CLIENT = "web";
 
+/** The stored hash of every user the targets make, and the check a login made against it. */
+const PASSWORD_HASH = "$argon2id$v=19$m=19456,t=2,p=1$the-user's-salt$the-user's-hash";
+const AS_CHECKED = { passwordHash: PASSWORD_HASH };
+
 // ---- targets ----
 
 interface Backend {
@@ -46,7 +50,7 @@ const memoryTarget: Target = {
       store,
       async user(roles = []) {
         const id = newId();
-        users.set(id, { roles, disabledAt: null });
+        users.set(id, { roles, disabledAt: null, passwordHash: PASSWORD_HASH });
         return id;
       },
       async disable(userId, when) {
@@ -100,7 +104,7 @@ function prismaTarget(flavor: Flavor): Target {
           const id = newId();
           const email = `${id}@example.test`;
           emails.set(id, email);
-          await s.users.create({ id, email, passwordHash: "unused", roles, createdAt: T0, disabledAt: null });
+          await s.users.create({ id, email, passwordHash: PASSWORD_HASH, roles, createdAt: T0, disabledAt: null });
           return id;
         },
         async disable(userId, when) {
@@ -167,7 +171,7 @@ for (const target of targets) {
       const userId = o.userId ?? (await b.user());
       const session = sessionRecord(userId, o.session);
       const first = tokenRecord(session, null, o.first);
-      await store.start(session, first);
+      expect(await store.start(session, first, AS_CHECKED)).toBe(true);
       return { userId, session, first };
     }
 
@@ -208,11 +212,33 @@ for (const target of targets) {
       expect(await store.findChildOf(first.id)).toBeNull();
     });
 
+    it("start writes nothing and answers false when the user is not as the login found it: another password hash, disabled, or gone", async () => {
+      const userId = await b.user();
+      const attempt = async (check: { passwordHash: string }, forUser = userId) => {
+        const session = sessionRecord(forUser);
+        const first = tokenRecord(session, null);
+        const started = await store.start(session, first, check);
+        if (!started) {
+          expect(await store.findSession(session.id)).toBeNull();
+          expect(await store.findToken(first.hash)).toBeNull();
+        }
+        return started;
+      };
+      expect(await attempt({ passwordHash: "$argon2id$another-hash" })).toBe(false);
+      expect(await attempt({ passwordHash: "" })).toBe(false);
+      expect(await attempt(AS_CHECKED, newId())).toBe(false);
+      await b.disable(userId, T0);
+      expect(await attempt(AS_CHECKED)).toBe(false);
+      expect(await store.listLive(userId, T0, 10)).toEqual([]);
+      // The same user, hash and state as checked: started.
+      expect(await attempt(AS_CHECKED, await b.user())).toBe(true);
+    });
+
     it("start is one write: a first token whose hash exists is refused and no session is left", async () => {
       const { first } = await started();
       const userId = await b.user();
       const session = sessionRecord(userId);
-      await expect(store.start(session, tokenRecord(session, null, { hash: first.hash }))).rejects.toThrow();
+      await expect(store.start(session, tokenRecord(session, null, { hash: first.hash }), AS_CHECKED)).rejects.toThrow();
       expect(await store.findSession(session.id)).toBeNull();
       expect((await store.findToken(first.hash))!.session.id).toBe(first.sessionId);
     });
@@ -234,7 +260,7 @@ for (const target of targets) {
       const userId = await b.user();
       const clash = sessionRecord(userId, { statusIdx: session.statusIdx });
       const first = tokenRecord(clash, null);
-      await expect(store.start(clash, first)).rejects.toThrow();
+      await expect(store.start(clash, first, AS_CHECKED)).rejects.toThrow();
       expect(await store.findSession(clash.id)).toBeNull();
       expect(await store.findToken(first.hash)).toBeNull();
     });

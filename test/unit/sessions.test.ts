@@ -25,6 +25,8 @@ import { FakeClock } from "../helpers/fake-clock.ts";
 const T0 = new Date("2030-01-01T00:00:00.000Z");
 const POLICY: SessionPolicy = { refreshTokenTtl: 3 * 3600, refreshIdleTtl: 3600, refreshReuseGrace: 10 };
 const USER = "user-1";
+/** the stored hash the login checked the password against */
+const PASSWORD_HASH = "$argon2id$the-user's-hash";
 const CLIENT = "web";
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -63,7 +65,7 @@ function intercepted(store: SessionStore, before: (method: string, n: number) =>
 
 function setup(policy: Partial<SessionPolicy> = {}) {
   const clock = new FakeClock(T0);
-  const users = new Map<string, SessionUser>([[USER, { roles: ["reader"], disabledAt: null }]]);
+  const users = new Map<string, SessionUser>([[USER, { roles: ["reader"], disabledAt: null, passwordHash: PASSWORD_HASH }]]);
   const store = new MemorySessionStore(users);
   const events: AuditEventRecord[] = [];
   const audit = new Audit(memoryAudit(events), quiet, clock);
@@ -75,7 +77,10 @@ function setup(policy: Partial<SessionPolicy> = {}) {
   const statusLists = { revoked: async () => void revocationsHeard.count++ };
   const sessionsOn = (s: SessionStore) => new Sessions(s, clock, secret, audit, fullPolicy, statusIndices, statusLists);
   const sessions = sessionsOn(store);
-  const login = (o: { refreshTokenTtl?: number | null } = {}) => sessions.start({ userId: USER, clientId: CLIENT, scope: "profile", ...o });
+  const login = (o: { refreshTokenTtl?: number | null } = {}) => sessions.start({ userId: USER, clientId: CLIENT, scope: "profile", passwordHash: PASSWORD_HASH, ...o }).then((s) => {
+    if (!s) throw new Error("the session was not started");
+    return s;
+  });
   return {
     clock,
     users,
@@ -140,6 +145,18 @@ describe("sessions: start and rotation", () => {
     expect(await t.sessions.findById(s.session.id)).toEqual(s.session);
   });
 
+  it("start: null, and no session, when the user is disabled or has another password by the time it is written", async () => {
+    const t = setup();
+    const start = () => t.sessions.start({ userId: USER, clientId: CLIENT, scope: "profile", passwordHash: PASSWORD_HASH });
+    t.users.set(USER, { roles: [], disabledAt: null, passwordHash: "$argon2id$a-new-hash" });
+    expect(await start()).toBeNull();
+    t.users.set(USER, { roles: [], disabledAt: T0, passwordHash: PASSWORD_HASH });
+    expect(await start()).toBeNull();
+    expect(await t.store.listLive(USER, T0, 10)).toEqual([]);
+    t.users.set(USER, { roles: [], disabledAt: null, passwordHash: PASSWORD_HASH });
+    expect((await start())?.outcome).toBe("started");
+  });
+
   it("a per-client lifetime shorter than the idle timeout caps the first token too", async () => {
     const t = setup();
     const s = await t.login({ refreshTokenTtl: 600 });
@@ -168,7 +185,7 @@ describe("sessions: start and rotation", () => {
   it("roles are read at each rotation: a role taken away is gone from the next one", async () => {
     const t = setup();
     const s = await t.login();
-    t.users.set(USER, { roles: [], disabledAt: null });
+    t.users.set(USER, { roles: [], disabledAt: null, passwordHash: PASSWORD_HASH });
     expect((await t.sessions.rotate(s.refreshToken, CLIENT)).roles).toEqual([]);
   });
 
@@ -431,7 +448,7 @@ describe("sessions: expiry and disabled users", () => {
   it("a disabled user cannot rotate: refused, nothing consumed, the token not active", async () => {
     const t = setup();
     const s = await t.login();
-    t.users.set(USER, { roles: ["reader"], disabledAt: T0 });
+    t.users.set(USER, { roles: ["reader"], disabledAt: T0, passwordHash: PASSWORD_HASH });
     expect((await invalidGrant(t.sessions.rotate(s.refreshToken, CLIENT))).description).toMatch(/disabled/);
     const lookup = (await t.sessions.lookup(s.refreshToken))!;
     expect(lookup.child).toBeNull();
@@ -442,7 +459,7 @@ describe("sessions: expiry and disabled users", () => {
     const t = setup();
     const s = await t.login();
     const { store } = intercepted(t.store, async (method) => {
-      if (method === "insertChild") t.users.set(USER, { roles: ["reader"], disabledAt: t.clock.now() });
+      if (method === "insertChild") t.users.set(USER, { roles: ["reader"], disabledAt: t.clock.now(), passwordHash: PASSWORD_HASH });
     });
     expect((await invalidGrant(t.sessionsOn(store).rotate(s.refreshToken, CLIENT))).description).toMatch(/revoked/);
     expect((await t.sessions.lookup(s.refreshToken))!.child).toBeNull();

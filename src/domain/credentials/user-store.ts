@@ -22,6 +22,8 @@ export interface UserStore {
   /** throws EmailTakenError when the email exists */
   create(user: UserRecord): Promise<void>;
   updatePasswordHash(id: string, passwordHash: string): Promise<void>;
+  /** Sets the hash only if it is still `expected` (a compare-and-set); whether it did. */
+  replacePasswordHash(id: string, expected: string, passwordHash: string): Promise<boolean>;
   /**
    * Disables the user at `at` (a disabled user keeps the first time), or enables them (`null`):
    * the user as it is now and whether this call changed it (of concurrent calls, one does), or

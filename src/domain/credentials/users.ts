@@ -33,7 +33,7 @@ export function normalizeEmail(raw: string): string {
 }
 
 // One message for "no such user", "wrong password" and "disabled": nothing to enumerate.
-const BAD_CREDENTIALS = "Invalid username or password.";
+export const BAD_CREDENTIALS = "Invalid username or password.";
 
 export class Users {
   constructor(
@@ -170,9 +170,14 @@ export class Users {
     // count in the account's hourly limit) and marks the address as one the owner logs in from.
     await this.throttleStore.succeeded(attempt, this.clock.now());
     if (needsRehash) {
-      // Parameters were raised since this hash was made: upgrade it while we hold the password.
-      await this.store.updatePasswordHash(user.id, await this.hasher.hash(password));
-      await this.audit.record("password.rehashed", { userId: user.id });
+      // Parameters were raised since this hash was made: upgrade it while we hold the password,
+      // only over the hash it was checked against (a reset made meanwhile stays; this login's
+      // session is then refused by SessionStore.start, which sees the other hash).
+      const upgraded = await this.hasher.hash(password);
+      if (await this.store.replacePasswordHash(user.id, user.passwordHash, upgraded)) {
+        await this.audit.record("password.rehashed", { userId: user.id });
+        return { ...user, passwordHash: upgraded };
+      }
     }
     return user;
   }

@@ -61,9 +61,22 @@ export interface PruneResult {
   sessions: number;
 }
 
+/** The user as a login's password check found it. */
+export interface LoginCheck {
+  /** the stored hash the password was verified against */
+  passwordHash: string;
+}
+
 export interface SessionStore {
-  /** one write: the session and its first refresh token */
-  start(session: SessionRecord, first: RefreshTokenRecord): Promise<void>;
+  /**
+   * One write: the session and its first refresh token, only if the session's user is still as
+   * the login found it (not disabled, the same password hash); false, writing nothing, if not. A
+   * password reset, a change or a disable that revokes the user's sessions while the login is in
+   * flight must not be outlived by the session that login starts. The check is part of the write:
+   * on Postgres a change in flight on the user's row is waited for and then seen; on SQLite the
+   * write lock orders them.
+   */
+  start(session: SessionRecord, first: RefreshTokenRecord, check: LoginCheck): Promise<boolean>;
   findToken(hash: string): Promise<RefreshTokenLookup | null>;
   /**
    * Consume `child.parentId` by inserting its child, in one statement that also requires the

@@ -72,13 +72,19 @@ export class Sessions {
   readonly revocation: SessionRevocation;
 
   /** A login starts a new session with its first refresh token. */
+  /**
+   * A new session for a user whose password was just checked against `passwordHash`; null when,
+   * by the time it is written, the user is disabled or has another password (SessionStore.start):
+   * the login must then be refused.
+   */
   async start(input: {
     userId: string;
     clientId: string;
     scope: string;
+    passwordHash: string;
     refreshTokenTtl?: number | null;
     metadata?: LoginMetadata;
-  }): Promise<IssuedRefreshToken> {
+  }): Promise<IssuedRefreshToken | null> {
     const statusIdx = await this.statusIndices.allocate();
     const now = this.clock.now();
     const session: SessionRecord = {
@@ -100,7 +106,7 @@ export class Sessions {
     }
     const refreshToken = newRefreshToken();
     const first = this.tokenRecord(session, refreshToken, null, now);
-    await this.store.start(session, first);
+    if (!(await this.store.start(session, first, { passwordHash: input.passwordHash }))) return null;
     return { session, refreshToken, expiresAt: first.expiresAt, outcome: "started" };
   }
 

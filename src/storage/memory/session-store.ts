@@ -8,11 +8,12 @@
 // database: a revoke that lands before insertChild makes it insert nothing ("session_ended").
 // Records are copied in and out, so a caller mutating what it got cannot change the store.
 //
-// What the database's other tables provide comes from `users` (roles, disabledAt: read at each
-// call, so a test can change them). Clients are not checked (no foreign key on clientId here).
+// What the database's other tables provide comes from `users` (roles, disabledAt, passwordHash:
+// read at each call, so a test can change them). Clients are not checked (no foreign key on clientId here).
 import type {
   ConsumeOutcome,
   LiveSession,
+  LoginCheck,
   PruneResult,
   RefreshTokenLookup,
   RefreshTokenRecord,
@@ -24,6 +25,7 @@ import type {
 export interface SessionUser {
   roles: readonly string[];
   disabledAt: Date | null;
+  passwordHash: string;
 }
 
 export interface SessionUsers {
@@ -53,9 +55,11 @@ export class MemorySessionStore implements SessionStore {
 
   constructor(private readonly users: SessionUsers) {}
 
-  async start(session: SessionRecord, first: RefreshTokenRecord): Promise<void> {
+  async start(session: SessionRecord, first: RefreshTokenRecord, check: LoginCheck): Promise<boolean> {
+    // The user as the login found it, or nothing is written (no such user either).
+    const user = this.users.get(session.userId);
+    if (!user || user.disabledAt !== null || user.passwordHash !== check.passwordHash) return false;
     // Every check before any write: the database's transaction keeps neither row on failure.
-    this.#user(session.userId);
     if (this.#sessions.has(session.id)) throw new Error(`session ${session.id} already exists`);
     // The unique statusIdx: a status list index belongs to one session only.
     if (session.statusIdx !== null && [...this.#sessions.values()].some((s) => s.statusIdx === session.statusIdx)) {
@@ -66,6 +70,7 @@ export class MemorySessionStore implements SessionStore {
     if (first.parentId !== null) throw new Error("a session's first refresh token has no parent");
     this.#sessions.set(session.id, copySession(session));
     this.#put(first);
+    return true;
   }
 
   async findToken(hash: string): Promise<RefreshTokenLookup | null> {

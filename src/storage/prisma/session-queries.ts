@@ -5,14 +5,14 @@
 // chunks are here too: the ORM compiled their queries on the main thread, requests waiting.
 import type Database from "better-sqlite3";
 import type pg from "pg";
-import type { ConsumeOutcome, RefreshTokenLookup, RefreshTokenRecord, SessionRecord } from "../../domain/sessions/session-store.ts";
+import type { ConsumeOutcome, LoginCheck, RefreshTokenLookup, RefreshTokenRecord, SessionRecord } from "../../domain/sessions/session-store.ts";
 import type { DirectHandle } from "./client.ts";
 import { date, pgEpochMs, pgTimestamp, retryWhileBusy, sqliteTimestamp } from "./driver.ts";
 import { splitList } from "./lists.ts";
 
 export interface SessionQueries {
-  /** login: the session and its first refresh token, atomically */
-  startSession(session: SessionRecord, first: RefreshTokenRecord): Promise<void>;
+  /** login: the session and its first refresh token, atomically, if the user passes `check` (SessionStore.start) */
+  startSession(session: SessionRecord, first: RefreshTokenRecord, check: LoginCheck): Promise<boolean>;
   findToken(hash: string): Promise<RefreshTokenLookup | null>;
   /** the consume: see SessionStore.insertChild */
   insertChild(child: RefreshTokenRecord, now: Date): Promise<ConsumeOutcome>;
@@ -126,21 +126,25 @@ const deadSql = (ended: string, revoked: string) =>
 function sqliteSessionQueries(sqlite: Database.Database): SessionQueries {
   let select: Database.Statement | undefined;
   let insert: Database.Statement | undefined;
-  let start: ((s: SessionRecord, t: RefreshTokenRecord) => void) | undefined;
+  let start: ((s: SessionRecord, t: RefreshTokenRecord, check: LoginCheck) => boolean) | undefined;
   let chunk: Database.Statement | undefined;
   let remove: Database.Statement | undefined;
   return {
-    async startSession(session, first) {
+    async startSession(session, first, check) {
       if (!start) {
+        const userAsChecked = sqlite.prepare(`SELECT 1 FROM "User" WHERE "id" = ? AND "disabledAt" IS NULL AND "passwordHash" = ?`);
         const insertSession = sqlite.prepare(`INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`);
         const insertToken = sqlite.prepare(`INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`);
-        // One synchronous transaction: nothing else runs on this connection in between.
-        start = sqlite.transaction((s: SessionRecord, t: RefreshTokenRecord) => {
+        // One synchronous transaction, under the write lock from its BEGIN: nothing else writes
+        // between the user's check and the inserts, here or in another process.
+        start = sqlite.transaction((s: SessionRecord, t: RefreshTokenRecord, c: LoginCheck) => {
+          if (userAsChecked.get(s.userId, c.passwordHash) === undefined) return false;
           insertSession.run(s.id, s.userId, s.clientId, s.scope, sqliteTimestamp(s.createdAt), sqliteTimestamp(s.expiresAt), s.statusIdx === null ? null : BigInt(s.statusIdx), s.userAgent ?? null, s.address ?? null);
           insertToken.run(t.id, t.sessionId, t.hash, t.parentId, sqliteTimestamp(t.createdAt), sqliteTimestamp(t.expiresAt));
+          return true;
         }).immediate;
       }
-      await retryWhileBusy(() => start!(session, first));
+      return retryWhileBusy(() => start!(session, first, check));
     },
     async findToken(hash) {
       select ??= sqlite.prepare(selectSql((c) => c, "?"));
@@ -185,13 +189,18 @@ function postgresSessionQueries(pool: pg.Pool): SessionQueries {
     gone AS (DELETE FROM "Session" s WHERE s."id" IN (SELECT "id" FROM chunk WHERE "dead") AND ${deadSql("$2::timestamp", "$3::timestamp")} RETURNING 1)
     SELECT (SELECT count(*) FROM chunk)::int AS "seen", (SELECT count(*) FROM gone)::int AS "deleted",
            (SELECT "id" FROM chunk ORDER BY "id" DESC LIMIT 1) AS "last"`;
-  // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip.
-  const startText = `WITH s AS (
-      INSERT INTO "Session" (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5::timestamp, $6::timestamp, $7::bigint, $12, $13) RETURNING "id")
+  // Session and first token in ONE statement (a data-modifying CTE): atomic, one round trip. The
+  // user's row is locked FOR SHARE: a reset or disable in flight on it is waited for, and READ
+  // COMMITTED re-checks the row as committed; one that comes later waits for this statement, and
+  // then revokes the session it wrote.
+  const startText = `WITH u AS (
+      SELECT "id" FROM "User" WHERE "id" = $2 AND "disabledAt" IS NULL AND "passwordHash" = $14 FOR SHARE),
+    s AS (
+      INSERT INTO "Session" (${SESSION_COLUMNS}) SELECT $1, u."id", $3, $4, $5::timestamp, $6::timestamp, $7::bigint, $12, $13 FROM u RETURNING "id")
     INSERT INTO "RefreshToken" (${INSERT_COLUMNS}) SELECT $8, s."id", $9, NULL, $10::timestamp, $11::timestamp FROM s`;
   return {
-    async startSession(session, first) {
-      await pool.query({
+    async startSession(session, first, check) {
+      const { rowCount } = await pool.query({
         name: "tessera_start_session",
         text: startText,
         values: [
@@ -208,8 +217,10 @@ function postgresSessionQueries(pool: pg.Pool): SessionQueries {
           pgTimestamp(first.expiresAt),
           session.userAgent ?? null,
           session.address ?? null,
+          check.passwordHash,
         ],
       });
+      return rowCount === 1;
     },
     async findToken(hash) {
       const { rows } = await pool.query<Row>({ ...select, values: [hash] });

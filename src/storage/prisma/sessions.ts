@@ -33,7 +33,7 @@ export const PRUNE_CHUNK = 200;
 export function prismaSessionStore(db: Db, queries: SessionQueries): SessionStore {
   return {
     // Login's session + first token run on the driver, in one transaction (session-queries.ts).
-    start: (session, first) => queries.startSession(session, first),
+    start: (session, first, check) => queries.startSession(session, first, check),
 
     findToken: (hash) => queries.findToken(hash),
 

@@ -34,6 +34,10 @@ export function prismaUserStore(db: Db, queries: UserQueries): UserStore {
     async updatePasswordHash(id, passwordHash) {
       await db.user.update({ where: { id }, data: { passwordHash } });
     },
+    async replacePasswordHash(id, expected, passwordHash) {
+      const { count } = await db.user.updateMany({ where: { id, passwordHash: expected }, data: { passwordHash } });
+      return count === 1;
+    },
     async setDisabled(id, at) {
       // Disabling keeps the first time; enabling clears it. The count says whether this call did it.
       const { count } = await db.user.updateMany({ where: at === null ? { id, disabledAt: { not: null } } : { id, disabledAt: null }, data: { disabledAt: at } });
