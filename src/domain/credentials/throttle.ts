@@ -125,9 +125,10 @@ export interface LoginThrottleStore {
   /** The attempt was evaluated and failed: it stays, no longer pending. */
   settleFailed(attemptId: string): Promise<void>;
   /**
-   * The attempt succeeded, at `at`: forget it, forgive its address's earlier settled failures
-   * (no longer held against the address, still in the account's hourly count), and remember the
-   * address as one the account logs in from.
+   * The attempt succeeded, at `at`: forget it, forgive its address's earlier failures (settled
+   * ones, and pending ones older than PENDING_SECONDS, which count as failures; no longer held
+   * against the address, still in the account's hourly count), and remember the address as one
+   * the account logs in from.
    */
   succeeded(attempt: LoginAttempt, at: Date): Promise<void>;
   /** The attempt turned out not to be a guess (e.g. never evaluated): forget it alone. */

@@ -11,11 +11,14 @@
 import type Database from "better-sqlite3";
 import type pg from "pg";
 import type { FailureHistory } from "../../domain/credentials/throttle.ts";
-import type { LoginAttempt, LoginThrottleStore } from "../../domain/credentials/throttle.ts";
+import { PENDING_SECONDS, type LoginAttempt, type LoginThrottleStore } from "../../domain/credentials/throttle.ts";
 import type { DirectHandle } from "./client.ts";
 import { date, pgEpochMs, pgTimestamp, retryWhileBusy, sqliteTimestamp } from "./driver.ts";
 
 type P = (n: number) => string;
+
+/** Pending attempts reserved before this are failures whose outcome was never written. */
+const staleBefore = (now: Date) => new Date(now.getTime() - PENDING_SECONDS * 1000);
 
 /** The account's failed, pending and forgiven attempts since p2; of them, pending since p3. */
 const COUNT_SQL = (p: P) =>
@@ -29,17 +32,20 @@ const KNOWN_SQL = (p: P) => `SELECT 1 AS "known" FROM "LoginAddress" WHERE "user
 const INSERT_SQL = (p: P) => `INSERT INTO "LoginFailure" ("id", "userId", "address", "at", "pending") VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, TRUE)`;
 const SETTLE_SQL = (p: P) => `UPDATE "LoginFailure" SET "pending" = FALSE WHERE "id" = ${p(1)}`;
 const DISCARD_SQL = (p: P) => `DELETE FROM "LoginFailure" WHERE "id" = ${p(1)}`;
-// A success forgives the address's settled failures: they stop counting against the address but
-// stay in the account's hourly count (each was an evaluated wrong password). Pending attempts
-// from the address are left alone: they may be guesses still being evaluated.
-const FORGIVE_SQL = (p: P) => `UPDATE "LoginFailure" SET "forgiven" = TRUE WHERE "userId" = ${p(1)} AND "address" = ${p(2)} AND NOT "pending"`;
+// A success forgives the address's failures: they stop counting against the address but stay in
+// the account's hourly count (each was an evaluated wrong password). Pending attempts from the
+// address are left alone, they may be guesses still being evaluated, unless they are older than
+// p3 (PENDING_SECONDS): the throttle counts those as failures (their outcome was never written),
+// so a success forgives them like one.
+const FORGIVE_SQL = (p: P) =>
+  `UPDATE "LoginFailure" SET "forgiven" = TRUE WHERE "userId" = ${p(1)} AND "address" = ${p(2)} AND (NOT "pending" OR "at" < ${p(3)})`;
 const KNOW_SQL = (p: P) =>
   `INSERT INTO "LoginAddress" ("userId", "address", "lastSuccessAt") VALUES (${p(1)}, ${p(2)}, ${p(3)})
    ON CONFLICT ("userId", "address") DO UPDATE SET "lastSuccessAt" = excluded."lastSuccessAt"`;
 
-/** A success, on Postgres: DISCARD, FORGIVE and KNOW above as one statement ($1 attempt id, $2 user, $3 address, $4 time). */
+/** A success, on Postgres: DISCARD, FORGIVE and KNOW above as one statement ($1 attempt id, $2 user, $3 address, $4 time, $5 stale before). */
 const SUCCEEDED_PG = `WITH discarded AS (${DISCARD_SQL(() => "$1")}),
-  forgiven AS (${FORGIVE_SQL((n) => `$${n + 1}`)})
+  forgiven AS (${FORGIVE_SQL((n) => (n === 3 ? "$5::timestamp" : `$${n + 1}`))})
   ${KNOW_SQL((n) => (n === 3 ? "$4::timestamp" : `$${n + 1}`))}`;
 
 /**
@@ -93,7 +99,7 @@ function sqliteThrottle(sqlite: Database.Database): LoginThrottleStore {
     async succeeded(a, at) {
       succeededTx ??= sqlite.transaction((x: LoginAttempt, when: Date) => {
         stmt(DISCARD_SQL(q)).run(x.id);
-        stmt(FORGIVE_SQL(q)).run(x.userId, x.address);
+        stmt(FORGIVE_SQL(q)).run(x.userId, x.address, sqliteTimestamp(staleBefore(when)));
         stmt(KNOW_SQL(q)).run(x.userId, x.address, sqliteTimestamp(when));
       }).immediate;
       await retryWhileBusy(() => succeededTx!(a, at));
@@ -159,7 +165,7 @@ function postgresThrottle(pool: pg.Pool): LoginThrottleStore {
     // their own, in one round trip instead of five. They touch different rows (the attempt is
     // pending, the forgiven ones are not), so the statement's one snapshot changes nothing.
     async succeeded(a, at) {
-      await pool.query({ name: "tessera_throttle_succeeded", text: SUCCEEDED_PG, values: [a.id, a.userId, a.address, pgTimestamp(at)] });
+      await pool.query({ name: "tessera_throttle_succeeded", text: SUCCEEDED_PG, values: [a.id, a.userId, a.address, pgTimestamp(at), pgTimestamp(staleBefore(at))] });
     },
     async discard(id) {
       await pool.query({ name: "tessera_throttle_discard", text: DISCARD_SQL(d), values: [id] });
