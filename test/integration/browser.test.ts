@@ -7,6 +7,7 @@ import {
   PASSWORD,
   describeEachDb,
   errorOf,
+  passwordGrant,
   refreshGrant,
   register,
   startIssuer,
@@ -208,6 +209,20 @@ describeEachDb("browser endpoints", (flavor) => {
       expect(emojiMax.statusCode).toBe(201);
       const emojiOver = await registerRaw(app, { email: uniqueEmail(), password: "🔑".repeat(1025) });
       expect(errorOf(emojiOver)).toMatchObject({ status: 400, error: "invalid_request" });
+    });
+
+    it("password policy: NUL or an unpaired surrogate is 400 invalid_request (the token endpoint could never take that password)", async () => {
+      for (const password of ["correct horse\u0000battery", "correct horse \uD800 battery", "correct horse \uDC00"]) {
+        const res = await registerRaw(app, { email: uniqueEmail(), password });
+        expect(errorOf(res)).toMatchObject({ status: 400, error: "invalid_request" });
+        expect(errorOf(res).description).toMatch(/cannot be used/);
+      }
+      // Other control characters are characters like any other (NIST 800-63B): accepted, and
+      // the password grant takes them.
+      const email = uniqueEmail();
+      const tabbed = "correct\thorse\u0001battery";
+      expect((await registerRaw(app, { email, password: tabbed })).statusCode).toBe(201);
+      expect((await passwordGrant(app, email, tabbed)).statusCode).toBe(200);
     });
 
     it("a multi-byte password round-trips: register and log in with it", async () => {

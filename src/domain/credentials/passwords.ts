@@ -20,8 +20,14 @@ export function normalizePassword(password: string): string {
   return password.normalize("NFKC");
 }
 
-/** NIST 800-63B: 8..1024 characters (code points), no composition rules. */
+/**
+ * NIST 800-63B: 8..1024 characters (code points), no composition rules. NUL and unpaired
+ * surrogates are not characters a password can hold here: the OAuth endpoints refuse any
+ * parameter with them (http/params.ts), so such a password could never be used at the token
+ * endpoint, and UTF-8 encodes every unpaired surrogate as the same U+FFFD before hashing.
+ */
 export function checkPasswordPolicy(password: string): void {
+  if (/\0|\p{Cs}/u.test(password)) throw new InvalidRequest("The password contains characters that cannot be used (NUL, or an unpaired UTF-16 surrogate).");
   const length = [...password].length;
   if (length < PASSWORD_MIN) throw new InvalidRequest(`The password must be at least ${PASSWORD_MIN} characters long.`);
   if (length > PASSWORD_MAX) throw new InvalidRequest(`The password must be at most ${PASSWORD_MAX} characters long.`);
