@@ -57,6 +57,7 @@ function expectSafeDescription(body: Record<string, unknown>): void {
   expect(body.error).toMatch(/^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/); // §5.2 error charset
   expect(typeof body.error_description).toBe("string");
   const d = body.error_description as string;
+  expect(d).toMatch(/^[\x20-\x21\x23-\x5B\x5D-\x7E]*$/); // §5.2 error_description charset
   expect(d).not.toMatch(/\bat \S*[/\\]/); // stack frame: "at fn (/path/file.js:1:2)" or "at /path"
   expect(d).not.toMatch(/\bat (async )?\S+ \(/);
   expect(d).not.toContain("node_modules");
@@ -239,6 +240,21 @@ describeEachDb("POST /oauth/token", (flavor) => {
         expect(body.error_description).toMatch(/repeated/);
       }
       expectOAuthError(await app.inject(post("grant_type=password&grant_type=password", FORM)), 400, "invalid_request");
+      // The description names the parameter in §5.2's charset only, whatever its name was.
+      const odd = expectOAuthError(await app.inject(post(`${base}&p%C3%A9%22%5Cx%0A=1&p%C3%A9%22%5Cx%0A=2`, FORM)), 400, "invalid_request");
+      expect(odd.error_description).toBe("The p?'?x? parameter must not be repeated.");
+    });
+
+    it("a repeated member in a JSON body is 400 invalid_request too, also spelt with escapes (JSON.parse would keep the last)", async () => {
+      const json = JSON.stringify(creds()).slice(0, -1);
+      for (const dup of ['"password":"x"', '"pass\\u0077ord":"x"', '"client_id":"web"']) {
+        // The right password last: a parser that kept the last one would log in.
+        const res = await app.inject(post(`{${dup},${json.slice(1)}}`, JSON_CT));
+        const body = expectOAuthError(res, 400, "invalid_request");
+        expect(body.error_description).toMatch(/repeated/);
+      }
+      // A repetition inside a value is not a repeated parameter (and a value must be a string).
+      expectTokenResponse(await app.inject(post(`${json},"note":"{\\"password\\":1,\\"password\\":2}"}`, JSON_CT)));
     });
 
     it("an unknown client_id is 401 invalid_client", async () => {

@@ -44,13 +44,20 @@ const FRAMEWORK_MESSAGES: Record<string, string> = {
   FST_ERR_VALIDATION: "The request is malformed.",
 };
 
+/**
+ * RFC 6749 §5.2: error_description holds only %x20-21 / %x23-5B / %x5D-7E. Some descriptions
+ * name what the client sent (a repeated parameter's name, a path): a double quote becomes a
+ * single one, anything else outside that set a "?".
+ */
+export const describable = (text: string): string => text.replace(/"/g, "'").replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, "?");
+
 /** `databaseUnavailable(err)`: the error means the database cannot be reached (503, not 500). */
 export function registerErrorHandler(app: FastifyInstance, databaseUnavailable: (err: unknown) => boolean): void {
   app.setErrorHandler<FastifyError | OAuthError>((err, request, reply) => {
     reply.header("cache-control", "no-store").header("pragma", "no-cache");
     if (err instanceof OAuthError) {
       reply.headers(err.headers);
-      const body: ErrorBody = { error: err.error, error_description: err.description, ...(err instanceof InvalidField && { field: err.field }) };
+      const body: ErrorBody = { error: err.error, error_description: describable(err.description), ...(err instanceof InvalidField && { field: err.field }) };
       if (err.status >= 500) request.log.warn({ error: err.error }, err.description);
       return reply.status(err.status).send(body);
     }
@@ -60,7 +67,7 @@ export function registerErrorHandler(app: FastifyInstance, databaseUnavailable: 
       if (code === "FST_ERR_VALIDATION") {
         const field = fieldOf(err as FastifyError);
         const description = describeValidation(err as FastifyError, field);
-        return reply.status(400).send({ error: "invalid_request", error_description: description, ...(field && { field }) } satisfies ErrorBody);
+        return reply.status(400).send({ error: "invalid_request", error_description: describable(description), ...(field && { field }) } satisfies ErrorBody);
       }
       const description = FRAMEWORK_MESSAGES[code] ?? "The request is malformed.";
       return reply.status(status).send({ error: "invalid_request", error_description: description } satisfies ErrorBody);
@@ -80,6 +87,6 @@ export function registerErrorHandler(app: FastifyInstance, databaseUnavailable: 
     reply
       .status(404)
       .header("cache-control", "no-store")
-      .send({ error: "not_found", error_description: `No route for ${request.method} ${(request.url.split("?")[0] ?? "").slice(0, 200)}.` });
+      .send({ error: "not_found", error_description: describable(`No route for ${request.method} ${(request.url.split("?")[0] ?? "").slice(0, 200)}.`) });
   });
 }
