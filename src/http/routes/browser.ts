@@ -11,6 +11,7 @@ import { issueTokens, type GrantResult } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
 import { addressKey, loginMetadata } from "../client-address.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
+import { crossOriginRefusal } from "../origin.ts";
 import { errorReplies, noBody, tokenBody } from "../schemas.ts";
 
 /** The browser endpoints answer the access token only; the refresh token is in the cookie. */
@@ -46,14 +47,8 @@ export function browserRoutes(app: FastifyInstance, services: Services, limits: 
     if (contentType !== "application/json") {
       throw new OAuthError("invalid_request", 415, "This endpoint accepts only application/json requests.");
     }
-    const origin = request.headers.origin;
-    if (origin !== undefined && !allowedOrigins.has(origin)) {
-      throw new Forbidden("invalid_origin", "Requests from this origin are not allowed.");
-    }
-    // Fetch Metadata: a cross-site request without an Origin header is still cross-site.
-    if (origin === undefined && request.headers["sec-fetch-site"] === "cross-site") {
-      throw new Forbidden("invalid_origin", "Cross-site requests are not allowed.");
-    }
+    const refused = crossOriginRefusal(request.headers, allowedOrigins);
+    if (refused !== null) throw new Forbidden("invalid_origin", refused);
   }
 
   const cookieName = config.refreshCookieName;

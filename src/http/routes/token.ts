@@ -4,6 +4,7 @@ import { assertRequired, grantFor, issueTokens } from "../../grants/index.ts";
 import type { Services } from "../../services.ts";
 import { InvalidClient, InvalidRequest } from "../../domain/errors.ts";
 import { addressKey, loginMetadata } from "../client-address.ts";
+import { crossOriginRefusal } from "../origin.ts";
 import { authenticateClient, claimedClientId } from "../client-auth.ts";
 import { readParams } from "../params.ts";
 import type { RateLimits } from "../plugins/rate-limits.ts";
@@ -30,7 +31,12 @@ const tokenSchema = {
 } as const;
 
 export function tokenRoutes(app: FastifyInstance, services: Services, limits: RateLimits): void {
+  const allowedOrigins = new Set(services.config.allowedOrigins);
   app.post("/oauth/token", { schema: tokenSchema, ...documentedBodyOnly }, async (request, reply) => {
+    // A browser on another site (a form posted by a page the user visits) is refused before
+    // anything: its password guesses would count against the user's own address.
+    const refused = crossOriginRefusal(request.headers, allowedOrigins);
+    if (refused !== null) throw new InvalidRequest(refused);
     const params = readParams(request.body);
     const grant = grantFor(params.grant_type);
     let client;
