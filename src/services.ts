@@ -266,7 +266,7 @@ export async function createServices(config: Config, logger: AuditLogger, overri
       issuedTokens: new IssuedTokens(),
       statusIndices,
       statusLists,
-      revocation: new TokenRevocation({ keys, clock, issuer: config.issuer, sessions, revocations: storage.revocations, audit, statusLists: revocations }),
+      revocation: new TokenRevocation({ keys, clock, issuer: config.issuer, sessions, revocations: storage.revocations, audit, statusLists: revocations, clockSkew: config.clockSkew }),
       introspection: new TokenIntrospection({
         keys,
         clock,

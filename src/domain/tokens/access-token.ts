@@ -72,7 +72,8 @@ export async function inspectAccessToken(
   clock: Clock,
   issuer: string,
   token: string,
-  options: { allowExpired?: boolean } = {},
+  /** allowExpired: any exp; clockTolerance: seconds past exp still accepted */
+  options: { allowExpired?: boolean; clockTolerance?: number } = {},
 ): Promise<(JWTPayload & { client_id?: string; scope?: string; sid?: string; jti?: string }) | null> {
   if (token.length > 8192 || token.split(".").length !== 3) return null;
   const { keySet, algorithms } = localKeySet(keys);
@@ -83,6 +84,7 @@ export async function inspectAccessToken(
       issuer,
       typ: "at+jwt",
       currentDate: options.allowExpired ? new Date(0) : clock.now(),
+      clockTolerance: options.clockTolerance ?? 0,
       requiredClaims: ["jti", "exp", "sub"],
     });
     return payload;

@@ -30,6 +30,8 @@ export interface TokenRevocationDeps {
   audit: Audit;
   /** told when an entry with an index is stored (session revocations tell it themselves) */
   statusLists: RevocationListener;
+  /** CLOCK_SKEW: how long past its exp services still accept a token, so how long it can be revoked */
+  clockSkew: number;
 }
 
 /** RFC 7009 §2.1: a client may revoke only tokens issued to it. */
@@ -44,8 +46,9 @@ export class TokenRevocation {
 
   /**
    * A refresh token revokes its whole session; an access token is revoked by jti until it
-   * expires, and a user's access token revokes its session too. Unknown, malformed or expired
-   * tokens are a successful no-op (§2.2).
+   * expires, and a user's access token revokes its session too. An access token up to CLOCK_SKEW
+   * past its exp is still revoked: services that verify locally still accept it. Unknown,
+   * malformed or expired tokens are a successful no-op (§2.2).
    */
   async revoke(client: ClientRecord, token: string, hint: TokenTypeHint): Promise<void> {
     const { sessions, keys, clock, issuer, revocations, audit, statusLists } = this.deps;
@@ -58,7 +61,7 @@ export class TokenRevocation {
         return;
       }
       if (kind === "access") {
-        const claims = await inspectAccessToken(keys, clock, issuer, token);
+        const claims = await inspectAccessToken(keys, clock, issuer, token, { clockTolerance: this.deps.clockSkew });
         if (!claims?.jti || typeof claims.exp !== "number") continue;
         if (claims.client_id !== client.id) throw new NotYourToken();
         const sid = typeof claims.sid === "string" ? claims.sid : null;
