@@ -115,7 +115,8 @@ export interface LoginThrottleStore {
    * Postgres, the single writer lock on SQLite): reads the account's failed and pending attempts
    * since `since.account` (and how many of them are pending since `since.pending`) and this
    * address's since `since.address`, and when `decide` allows, records `attempt` as pending
-   * before returning. Concurrent callers therefore see each other.
+   * before returning. Concurrent callers therefore see each other. An attempt on a user id that
+   * does not exist reads nothing and records nothing (and is not an error).
    */
   reserve(
     attempt: LoginAttempt,

@@ -32,6 +32,14 @@ export function normalizeEmail(raw: string): string {
   return email;
 }
 
+/** The throttle's look-back windows for an attempt at `now`. */
+const windowsAt = (now: Date) => ({
+  account: addSeconds(now, -ACCOUNT_WINDOW_SECONDS),
+  address: addSeconds(now, -FAILURE_MEMORY_SECONDS),
+  pending: addSeconds(now, -PENDING_SECONDS),
+  known: addSeconds(now, -KNOWN_ADDRESS_SECONDS),
+});
+
 // One message for "no such user", "wrong password" and "disabled": nothing to enumerate.
 export const BAD_CREDENTIALS = "Invalid username or password.";
 
@@ -87,7 +95,13 @@ export class Users {
     }
     const user = email ? await this.store.findByEmail(email) : null;
     if (!user) {
+      // The work of a wrong password on a real account, in the same order, so that the time does
+      // not tell which emails are registered: the throttle's reservation, its insert included, and
+      // settle (on an id no account has: they find nothing and write nothing), the hash, the audit.
+      const ghost: LoginAttempt = { id: newId(), userId: newId(), address, at: this.clock.now() };
+      await this.throttleStore.reserve(ghost, windowsAt(ghost.at), () => true);
       await this.hasher.verifyDummy(password);
+      await this.throttleStore.settleFailed(ghost.id);
       await this.audit.record("login.failed", { clientId, details: { reason: "unknown_user", address } });
       throw new InvalidGrant(BAD_CREDENTIALS);
     }
@@ -192,13 +206,7 @@ export class Users {
     for (let delay = 10; ; delay = Math.min(delay * 2, 100)) {
       const now = this.clock.now();
       const attempt: LoginAttempt = { id: newId(), userId, address, at: now };
-      const since = {
-        account: addSeconds(now, -ACCOUNT_WINDOW_SECONDS),
-        address: addSeconds(now, -FAILURE_MEMORY_SECONDS),
-        pending: addSeconds(now, -PENDING_SECONDS),
-        known: addSeconds(now, -KNOWN_ADDRESS_SECONDS),
-      };
-      const { history, reserved } = await this.throttleStore.reserve(attempt, since, (h) => judge(h, now, this.throttle).allowed);
+      const { history, reserved } = await this.throttleStore.reserve(attempt, windowsAt(now), (h) => judge(h, now, this.throttle).allowed);
       if (reserved) return { attempt, history, verdict: { allowed: true } };
       const verdict = judge(history, now, this.throttle);
       if (verdict.allowed || verdict.reason !== "busy" || Date.now() >= giveUpAt) return { attempt: null, history, verdict };

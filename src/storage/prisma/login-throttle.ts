@@ -29,7 +29,11 @@ const ADDRESS_SQL = (p: P, ts: (c: string) => string) =>
   `SELECT ${ts('"at"')} AS "at", "pending" FROM "LoginFailure"
     WHERE "userId" = ${p(1)} AND "address" = ${p(2)} AND "at" > ${p(3)} AND NOT "forgiven" ORDER BY "at" ASC`;
 const KNOWN_SQL = (p: P) => `SELECT 1 AS "known" FROM "LoginAddress" WHERE "userId" = ${p(1)} AND "address" = ${p(2)} AND "lastSuccessAt" > ${p(3)}`;
-const INSERT_SQL = (p: P) => `INSERT INTO "LoginFailure" ("id", "userId", "address", "at", "pending") VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, TRUE)`;
+// Only for an account that exists (p5 is the user id again): an attempt on an email with no
+// account makes the same reservation on an id no account has (Users.authenticate), which must
+// write nothing.
+const INSERT_SQL = (p: P) =>
+  `INSERT INTO "LoginFailure" ("id", "userId", "address", "at", "pending") SELECT ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, TRUE WHERE EXISTS (SELECT 1 FROM "User" WHERE "id" = ${p(5)})`;
 const SETTLE_SQL = (p: P) => `UPDATE "LoginFailure" SET "pending" = FALSE WHERE "id" = ${p(1)}`;
 const DISCARD_SQL = (p: P) => `DELETE FROM "LoginFailure" WHERE "id" = ${p(1)}`;
 // A success forgives the address's failures: they stop counting against the address but stay in
@@ -88,7 +92,7 @@ function sqliteThrottle(sqlite: Database.Database): LoginThrottleStore {
         const known = stmt(KNOWN_SQL(q)).get(a.userId, a.address, sqliteTimestamp(s.known)) !== undefined;
         const history = toHistory(c, rows, known);
         const reserved = judge(history);
-        if (reserved) stmt(INSERT_SQL(q)).run(a.id, a.userId, a.address, sqliteTimestamp(a.at));
+        if (reserved) stmt(INSERT_SQL(q)).run(a.id, a.userId, a.address, sqliteTimestamp(a.at), a.userId);
         return { history, reserved };
       }).immediate;
       return retryWhileBusy(() => reserveTx!(attempt, since, decide));
@@ -154,7 +158,7 @@ function postgresThrottle(pool: pg.Pool): LoginThrottleStore {
         const history = toHistory(row, (row?.history ?? []).map(([at, pending]) => ({ at, pending })), row?.known === true);
         const reserved = decide(history);
         if (reserved) {
-          await client.query({ name: "tessera_throttle_insert", text: INSERT_SQL((n) => (n === 4 ? ts(n) : d(n))), values: [a.id, a.userId, a.address, pgTimestamp(a.at)] });
+          await client.query({ name: "tessera_throttle_insert", text: INSERT_SQL((n) => (n === 4 ? ts(n) : d(n))), values: [a.id, a.userId, a.address, pgTimestamp(a.at), a.userId] });
         }
         return { history, reserved };
       }),
