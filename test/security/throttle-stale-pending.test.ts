@@ -36,6 +36,25 @@ describeEachDb("security: a stale pending attempt is forgiven by a success like 
     expect((await passwordGrant(issuer.app, user.email, user.password)).statusCode).toBe(200);
   });
 
+  it("a success that took longer than PENDING_SECONDS forgets its own attempt (it is not left pending and forgiven)", async () => {
+    const user = await register(issuer.app);
+    const hasher = issuer.services.hasher;
+    const verify = hasher.verify.bind(hasher);
+    // The hash queue was long: the verification ends 61 s after the attempt was reserved.
+    hasher.verify = async (...args: Parameters<typeof verify>) => {
+      hasher.verify = verify;
+      const result = await verify(...args);
+      issuer.clock.advance(61);
+      return result;
+    };
+    try {
+      expect((await passwordGrant(issuer.app, user.email, user.password)).statusCode).toBe(200);
+    } finally {
+      hasher.verify = verify;
+    }
+    expect(await issuer.storage.db.loginFailure.count({ where: { userId: user.id } })).toBe(0);
+  });
+
   it("a pending attempt that is not stale is not forgiven: it may be a guess still being evaluated", async () => {
     const user = await register(issuer.app);
     const address = "127.0.0.1";

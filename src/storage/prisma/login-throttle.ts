@@ -40,16 +40,18 @@ const DISCARD_SQL = (p: P) => `DELETE FROM "LoginFailure" WHERE "id" = ${p(1)}`;
 // the account's hourly count (each was an evaluated wrong password). Pending attempts from the
 // address are left alone, they may be guesses still being evaluated, unless they are older than
 // p3 (PENDING_SECONDS): the throttle counts those as failures (their outcome was never written),
-// so a success forgives them like one.
+// so a success forgives them like one. Never the successful attempt itself (p4), which is
+// deleted in the same step (on Postgres, in the same statement: a row two CTEs modify gets one
+// of the two changes, which one is not defined).
 const FORGIVE_SQL = (p: P) =>
-  `UPDATE "LoginFailure" SET "forgiven" = TRUE WHERE "userId" = ${p(1)} AND "address" = ${p(2)} AND (NOT "pending" OR "at" < ${p(3)})`;
+  `UPDATE "LoginFailure" SET "forgiven" = TRUE WHERE "userId" = ${p(1)} AND "address" = ${p(2)} AND (NOT "pending" OR "at" < ${p(3)}) AND "id" <> ${p(4)}`;
 const KNOW_SQL = (p: P) =>
   `INSERT INTO "LoginAddress" ("userId", "address", "lastSuccessAt") VALUES (${p(1)}, ${p(2)}, ${p(3)})
    ON CONFLICT ("userId", "address") DO UPDATE SET "lastSuccessAt" = excluded."lastSuccessAt"`;
 
 /** A success, on Postgres: DISCARD, FORGIVE and KNOW above as one statement ($1 attempt id, $2 user, $3 address, $4 time, $5 stale before). */
 const SUCCEEDED_PG = `WITH discarded AS (${DISCARD_SQL(() => "$1")}),
-  forgiven AS (${FORGIVE_SQL((n) => (n === 3 ? "$5::timestamp" : `$${n + 1}`))})
+  forgiven AS (${FORGIVE_SQL((n) => (n === 3 ? "$5::timestamp" : n === 4 ? "$1" : `$${n + 1}`))})
   ${KNOW_SQL((n) => (n === 3 ? "$4::timestamp" : `$${n + 1}`))}`;
 
 /**
@@ -103,7 +105,7 @@ function sqliteThrottle(sqlite: Database.Database): LoginThrottleStore {
     async succeeded(a, at) {
       succeededTx ??= sqlite.transaction((x: LoginAttempt, when: Date) => {
         stmt(DISCARD_SQL(q)).run(x.id);
-        stmt(FORGIVE_SQL(q)).run(x.userId, x.address, sqliteTimestamp(staleBefore(when)));
+        stmt(FORGIVE_SQL(q)).run(x.userId, x.address, sqliteTimestamp(staleBefore(when)), x.id);
         stmt(KNOW_SQL(q)).run(x.userId, x.address, sqliteTimestamp(when));
       }).immediate;
       await retryWhileBusy(() => succeededTx!(a, at));
@@ -145,8 +147,8 @@ function postgresThrottle(pool: pg.Pool): LoginThrottleStore {
   return {
     reserve: (a, since, decide) =>
       inTransaction(async (client) => {
-        // Serialise attempts on this account (a missing user locks nothing, and the insert's
-        // foreign key refuses an attempt on an account that does not exist).
+        // Serialise attempts on this account (a missing user locks nothing, and the insert
+        // writes nothing for an account that does not exist).
         await client.query({ name: "tessera_throttle_lock", text: `SELECT 1 FROM "User" WHERE "id" = $1 FOR NO KEY UPDATE`, values: [a.userId] });
         // After the lock, in a statement of its own: its snapshot sees what the previous holder committed.
         const { rows } = await client.query<CountRow & { known: boolean; history: Array<[number, boolean]> }>({
@@ -166,8 +168,8 @@ function postgresThrottle(pool: pg.Pool): LoginThrottleStore {
       await pool.query({ name: "tessera_throttle_settle", text: SETTLE_SQL(d), values: [id] });
     },
     // One statement (data-modifying CTEs): the three writes are atomic without a transaction of
-    // their own, in one round trip instead of five. They touch different rows (the attempt is
-    // pending, the forgiven ones are not), so the statement's one snapshot changes nothing.
+    // their own, in one round trip instead of five. They touch different rows (FORGIVE leaves the
+    // attempt's own row to the DELETE), so the statement's one snapshot changes nothing.
     async succeeded(a, at) {
       await pool.query({ name: "tessera_throttle_succeeded", text: SUCCEEDED_PG, values: [a.id, a.userId, a.address, pgTimestamp(at), pgTimestamp(staleBefore(at))] });
     },
