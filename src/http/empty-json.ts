@@ -27,7 +27,8 @@ export function acceptEmptyJson(app: FastifyInstance): void {
  * decoded, so "pass\u0077ord" is "password"), or null. `text` must be valid JSON.
  */
 export function repeatedMember(text: string): string | null {
-  let i = 0;
+  // The JSON parser skips a byte order mark; so does this.
+  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   const space = () => {
     while (text[i] === " " || text[i] === "\t" || text[i] === "\n" || text[i] === "\r") i++;
   };
