@@ -14,14 +14,15 @@ export const passwordGrant: Grant = {
     const user = await services.users.authenticate(params.username ?? "", params.password ?? "", { clientId: client.id, address });
     // What the client may have, narrowed to what this user may have.
     const scope = narrowScopeToUser(requested, user.roles, services.config.scopeRoles);
-    const refresh = await services.sessions.start({
-      userId: user.id,
-      clientId: client.id,
-      scope,
-      passwordHash: user.passwordHash,
-      refreshTokenTtl: client.refreshTokenTtl,
-      metadata,
-    });
+    const start = (passwordHash: string) =>
+      services.sessions.start({ userId: user.id, clientId: client.id, scope, passwordHash, refreshTokenTtl: client.refreshTokenTtl, metadata });
+    let refresh = await start(user.passwordHash);
+    if (!refresh) {
+      // The account changed while this login was in flight. Another login's re-hash of this same
+      // password (raised ARGON2_*) is no change: checked again against the hash stored now.
+      const current = await services.users.recheck(user.id, params.password ?? "");
+      if (current) refresh = await start(current.passwordHash);
+    }
     if (!refresh) {
       // Reset, changed or disabled while this login was in flight: the change, and the revocation
       // of the user's sessions that came with it, win (the same answer as a wrong password).

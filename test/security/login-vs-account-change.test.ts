@@ -115,6 +115,29 @@ describeEachDb("security: a re-hashing login racing a password reset", (flavor) 
     await first?.close();
   });
 
+  it("another login's re-hash of the same password during the login is no change: both logins get their tokens", async () => {
+    const user = await register(first.app);
+    const store = first.storage.sessions;
+    const start = store.start;
+    // A login on `first` (the older parameters: it does not re-hash) is held before its session
+    // is written, while a login on `second` re-hashes the same password.
+    store.start = async (...args: Parameters<typeof start>) => {
+      store.start = start;
+      const other = await passwordGrant(second.app, user.email, user.password);
+      expect(other.statusCode).toBe(200);
+      return start.apply(store, args);
+    };
+    let res;
+    try {
+      res = await passwordGrant(first.app, user.email, user.password);
+    } finally {
+      store.start = start;
+    }
+    expect(res.statusCode).toBe(200);
+    expect(await first.storage.db.auditEvent.count({ where: { type: "password.rehashed", userId: user.id } })).toBe(1);
+    expect(await first.storage.db.session.count({ where: { userId: user.id, revokedAt: null } })).toBe(2);
+  });
+
   it("the reset wins: the old password does not come back, and the re-hashing login is refused", async () => {
     const user = await register(first.app);
     const hasher = second.services.hasher;

@@ -112,6 +112,17 @@ export class Users {
   }
 
   /**
+   * The user if, as stored now, they are enabled and `password` is their password (a verify at
+   * full cost); null if not. For a login whose session found the account changed under it
+   * (grants/password.ts): a concurrent re-hash of the same password passes, a reset does not.
+   */
+  async recheck(userId: string, password: string): Promise<UserRecord | null> {
+    const user = await this.store.findById(userId);
+    if (!user || user.disabledAt !== null) return null;
+    return (await this.hasher.verify(user.passwordHash, password)).ok ? user : null;
+  }
+
+  /**
    * A signed-in user changes their password. The new one must meet the registration policy
    * (checked first: a refused new password costs no guess); the current one is checked by the
    * login's own throttled path (authenticate's queue, reservation, failure count, lock and audit),
@@ -185,8 +196,9 @@ export class Users {
     await this.throttleStore.succeeded(attempt, this.clock.now());
     if (needsRehash) {
       // Parameters were raised since this hash was made: upgrade it while we hold the password,
-      // only over the hash it was checked against (a reset made meanwhile stays; this login's
-      // session is then refused by SessionStore.start, which sees the other hash).
+      // only over the hash it was checked against. If another write came first (a reset, or a
+      // concurrent login's own re-hash), the login's session start sees the other hash and the
+      // grant checks the password again against it (grants/password.ts).
       const upgraded = await this.hasher.hash(password);
       if (await this.store.replacePasswordHash(user.id, user.passwordHash, upgraded)) {
         await this.audit.record("password.rehashed", { userId: user.id });
