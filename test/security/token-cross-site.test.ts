@@ -42,4 +42,12 @@ describeEachDb("security: cross-site requests to the token endpoint", (flavor) =
     expect((await grant(user.email, user.password, { "sec-fetch-site": "none" })).statusCode).toBe(200);
     expect((await grant(user.email, user.password)).statusCode).toBe(200);
   });
+
+  it("apps and browser extensions, whose origins are not web pages' (and cannot be listed in ALLOWED_ORIGINS), are not refused", async () => {
+    const user = await register(issuer.app);
+    for (const origin of ["chrome-extension://abcdefghijklmnopabcdefghijklmnop", "moz-extension://4b2c0b3e-9d1f-4b53-8a9e-2f0f1f7d9a11", "capacitor://localhost", "ionic://localhost"]) {
+      const res = await grant(user.email, user.password, { origin, "sec-fetch-site": "cross-site" });
+      expect(res.statusCode, origin).toBe(200);
+    }
+  });
 });

@@ -33,9 +33,9 @@ const tokenSchema = {
 export function tokenRoutes(app: FastifyInstance, services: Services, limits: RateLimits): void {
   const allowedOrigins = new Set(services.config.allowedOrigins);
   app.post("/oauth/token", { schema: tokenSchema, ...documentedBodyOnly }, async (request, reply) => {
-    // A browser on another site (a form posted by a page the user visits) is refused before
-    // anything: its password guesses would count against the user's own address.
-    const refused = crossOriginRefusal(request.headers, allowedOrigins);
+    // A web page on another site (a form it posts through its visitor's browser) is refused
+    // before anything: its password guesses would count against the visitor's own address.
+    const refused = crossOriginRefusal(request.headers, allowedOrigins, true);
     if (refused !== null) throw new InvalidRequest(refused);
     const params = readParams(request.body);
     const grant = grantFor(params.grant_type);
