@@ -123,16 +123,7 @@ export const clientCredentialsScenario: Scenario = {
       line(`Fastify + jose ${alg} POST /token (ceiling)`, base.figure());
       line("Tessera POST /oauth/token client_credentials", subject.figure(), subject.failed ? subject.statusText() : "");
       const ok = found.checkFailures("Fastify + jose", base) && found.checkFailures("client_credentials", subject);
-      const ratio = base.figure().rps > 0 ? subject.figure().rps / base.figure().rps : null;
-      found.row({
-        scenario: "client_credentials vs Fastify + jose",
-        figure: `${Math.round(subject.figure().rps).toLocaleString("en-US")}/s`,
-        baseline: `${Math.round(base.figure().rps).toLocaleString("en-US")}/s Fastify + jose ${alg}`,
-        ratio,
-        goal: "- (reported)",
-        status: ok ? "info" : "FAILED",
-        measured: { subject: subject.figure(), baseline: base.figure() },
-      });
+      found.reported("client_credentials vs Fastify + jose", subject.figure(), base.figure(), `Fastify + jose ${alg}`, ok);
     } finally {
       await ceiling.child.stop();
     }

@@ -74,16 +74,7 @@ export const loginScenario: Scenario = {
       line(`Fastify + argon2id + jose ${alg} POST /login (ceiling)`, base.figure());
       line("Tessera POST /oauth/token password", subject.figure(), subject.failed ? subject.statusText() : "");
       const ok = found.checkFailures("Fastify + argon2id", base) && found.checkFailures("password grant", subject);
-      const ratio = base.figure().rps > 0 ? subject.figure().rps / base.figure().rps : null;
-      found.row({
-        scenario: "password grant vs Fastify + argon2id",
-        figure: `${subject.figure().rps.toFixed(1)}/s`,
-        baseline: `${base.figure().rps.toFixed(1)}/s Fastify + argon2id + jose`,
-        ratio,
-        goal: "- (reported)",
-        status: ok ? "info" : "FAILED",
-        measured: { subject: subject.figure(), baseline: base.figure() },
-      });
+      found.reported("password grant vs Fastify + argon2id", subject.figure(), base.figure(), "Fastify + argon2id + jose", ok);
     } finally {
       await ceiling.child.stop();
     }

@@ -105,6 +105,19 @@ export class Findings implements ScenarioResult {
     console.log(`  ratio ${ratio === null ? "n/a" : ratio.toFixed(2)}x (goal >= ${goal}x): ${status}`);
   }
 
+  /** A summary row comparing `subject` with a reference it has no goal against (a ceiling). */
+  reported(scenario: string, subject: Figure, base: Figure, baseName: string, ok: boolean): void {
+    this.row({
+      scenario,
+      figure: `${fmtRate(subject.rps)}/s`,
+      baseline: `${fmtRate(base.rps)}/s ${baseName}`,
+      ratio: base.rps > 0 ? subject.rps / base.rps : null,
+      goal: "- (reported)",
+      status: ok ? "info" : "FAILED",
+      measured: { subject, baseline: base },
+    });
+  }
+
   /** Fails the scenario when more than 1% of its operations failed. */
   checkFailures(label: string, acc: Accumulator): boolean {
     const rate = acc.failureRate();
