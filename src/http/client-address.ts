@@ -33,10 +33,12 @@ NAT64.addSubnet("64:ff9b::", 96, "ipv6");
  * IPv4 address as is (IPv4-mapped IPv6 included), an IPv6 address by its /64 (one host usually
  * holds a whole /64 and could otherwise rotate through it for free), normalised by
  * @fastify/rate-limit's own normalizeIP. A NAT64 address counts as the IPv4 client behind the
- * translator, not as the translator's /64 that every such client shares.
+ * translator, not as the translator's /64 that every such client shares. A port, which some
+ * proxies write into X-Forwarded-For ("203.0.113.9:51234", "[2001:db8::9]:443"), is left out: the
+ * client picks a new one per connection, so with it every connection would be a new address.
  */
 export function addressKey(ip: string): string {
-  const bare = ip.replace(/%.*$/, ""); // an IPv6 zone id names our interface, not the client
+  const bare = withoutPort(ip).replace(/%.*$/, ""); // an IPv6 zone id names our interface, not the client
   if (net.isIPv6(bare) && NAT64.check(bare, "ipv6")) {
     // The URL parser writes the embedded IPv4 as the last two hextets.
     const groups = new URL(`http://[${bare}]`).hostname.slice(1, -1).split(":");
@@ -44,6 +46,15 @@ export function addressKey(ip: string): string {
     return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
   }
   return net.isIP(bare) === 0 ? bare.slice(0, 64) : normalizeIP(bare);
+}
+
+/** "a.b.c.d:port" -> "a.b.c.d", "[v6]:port" and "[v6]" -> "v6"; anything else as it is. */
+function withoutPort(ip: string): string {
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(ip);
+  if (v4 && net.isIPv4(v4[1]!)) return v4[1]!;
+  const v6 = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(ip);
+  if (v6 && net.isIPv6(v6[1]!.replace(/%.*$/, ""))) return v6[1]!;
+  return ip;
 }
 
 /**

@@ -47,6 +47,16 @@ describeEachDb("security: client address behind proxies", (flavor) => {
     expect(lines.at(-1)?.ip).toBe("192.0.2.44");
   });
 
+  it("a proxy that writes the client's port too (ip:port): a new port per connection is still one address, and the throttle holds", async () => {
+    const issuer = await start({ TRUST_PROXY: "true" });
+    const user = await register(issuer.app);
+    for (let i = 0; i < 3; i++) await viaProxy(issuer, "10.0.0.1", `203.0.113.7:${50000 + i}`, user.email, `guess ${i}`);
+    expect(await addressesOf(issuer, user.id)).toEqual(["203.0.113.7", "203.0.113.7", "203.0.113.7"]);
+    // The third failure locked 203.0.113.7: the right password from a fourth port waits too.
+    const locked = await viaProxy(issuer, "10.0.0.1", "203.0.113.7:50003", user.email, user.password);
+    expect(locked.statusCode).toBe(400);
+  });
+
   it("trusted proxies by address: every trusted hop is skipped from the right, the first untrusted one is the client", async () => {
     const issuer = await start({ TRUST_PROXY: "10.0.0.0/8,loopback" });
     const user = await register(issuer.app);

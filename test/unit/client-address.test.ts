@@ -14,6 +14,12 @@ it.each([
   // NAT64 (64:ff9b::/96): the IPv4 client behind the translator.
   ["64:ff9b::192.0.2.1", "192.0.2.1"],
   ["64:ff9b::c000:221", "192.0.2.33"],
+  // Some proxies (Azure Application Gateway) write the client's port into X-Forwarded-For: the
+  // port is the client's to choose, a new one per connection, and is not part of its address.
+  ["203.0.113.9:51234", "203.0.113.9"],
+  ["[2001:db8:1:2::9]:443", "2001:db8:1:2::"],
+  ["[2001:db8:1:2::9]", "2001:db8:1:2::"],
+  ["[::ffff:203.0.113.9]:8080", "203.0.113.9"],
 ])("addressKey(%s) = %s", (ip, expected) => {
   expect(addressKey(ip)).toBe(expected);
 });
