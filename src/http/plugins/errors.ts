@@ -49,7 +49,7 @@ const FRAMEWORK_MESSAGES: Record<string, string> = {
  * name what the client sent (a repeated parameter's name, a path): a double quote becomes a
  * single one, anything else outside that set a "?".
  */
-export const describable = (text: string): string => text.replace(/"/g, "'").replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, "?");
+const describable = (text: string): string => text.replace(/"/g, "'").replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, "?");
 
 /** `databaseUnavailable(err)`: the error means the database cannot be reached (503, not 500). */
 export function registerErrorHandler(app: FastifyInstance, databaseUnavailable: (err: unknown) => boolean): void {

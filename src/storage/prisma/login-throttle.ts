@@ -10,15 +10,15 @@
 // positional "?" follow the text, so every statement below uses its parameters in order).
 import type Database from "better-sqlite3";
 import type pg from "pg";
-import type { FailureHistory } from "../../domain/credentials/throttle.ts";
-import { PENDING_SECONDS, type LoginAttempt, type LoginThrottleStore } from "../../domain/credentials/throttle.ts";
+import { addSeconds } from "../../domain/clock.ts";
+import { PENDING_SECONDS, type FailureHistory, type LoginAttempt, type LoginThrottleStore } from "../../domain/credentials/throttle.ts";
 import type { DirectHandle } from "./client.ts";
 import { date, pgEpochMs, pgTimestamp, retryWhileBusy, sqliteTimestamp } from "./driver.ts";
 
 type P = (n: number) => string;
 
 /** Pending attempts reserved before this are failures whose outcome was never written. */
-const staleBefore = (now: Date) => new Date(now.getTime() - PENDING_SECONDS * 1000);
+const staleBefore = (now: Date) => addSeconds(now, -PENDING_SECONDS);
 
 /** The account's failed, pending and forgiven attempts since p2; of them, pending since p3. */
 const COUNT_SQL = (p: P) =>
